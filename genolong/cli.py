@@ -1,0 +1,92 @@
+"""The ``genolong`` command line.
+
+Every subcommand is a typed function parsed by jsonargparse, so each also takes ``--config FILE``. The
+error contract of :mod:`genolong.errors` is applied here and nowhere else: a :class:`GenoLongError` becomes one
+line on stderr and its exit code; anything else is a bug (exit 1, with the traceback).
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from genolong.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, GenoLongError
+
+
+def inspect(path: str, fasta: str | None = None, json: bool = False) -> None:
+    """Validate a FASTA, VCF/BCF, BAM/CRAM, BED or GFF3/GTF file and print a summary.
+
+    Args:
+        path: the file to check; its kind is taken from its name (.fa/.fasta/.fna[.gz], .vcf[.gz]/.bcf,
+            .bam/.cram, .bed[.gz], .gff/.gff3/.gtf[.gz]).
+        fasta: a reference FASTA: variants are checked against it (REF, contigs, positions); CRAM is decoded
+            with it.
+        json: print the summary as JSON instead of text.
+    """
+    from genolong.io.inspect import inspect_file
+
+    summary = inspect_file(path, fasta=fasta)
+    print(jsonlib.dumps(summary, indent=2) if json else render_summary(summary))
+
+
+def render_summary(summary: dict[str, Any], indent: int = 0) -> str:
+    """Plain-text view of a summary: scalars as ``key: value``, lists of dicts as aligned tables."""
+    pad = "  " * indent
+    lines: list[str] = []
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            lines.append(f"{pad}{key}:")
+            lines.append(render_summary(value, indent + 1) if value else f"{pad}  (none)")
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            lines.append(f"{pad}{key}:")
+            lines.extend(_table(value, pad + "  "))
+        elif isinstance(value, float):
+            lines.append(f"{pad}{key}: {value:.4f}")
+        else:
+            lines.append(f"{pad}{key}: {value}")
+    return "\n".join(lines)
+
+
+def _table(rows: list[dict[str, Any]], pad: str) -> list[str]:
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    cells = [[_cell(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    out = [pad + "  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    out += [pad + "  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
+    return out
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+COMMANDS: dict[str, Callable[..., Any]] = {
+    "inspect": inspect,
+}
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise SystemExit(EXIT_TERMINATED)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``genolong`` console script and ``python -m genolong``."""
+    from jsonargparse import CLI
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        CLI(COMMANDS, args=args, prog="genolong", description="Long-range genome models: genolong COMMAND --help")
+    except GenoLongError as error:
+        print(f"genolong: error: {error}", file=sys.stderr)
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        print("genolong: interrupted", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    except BrokenPipeError:  # `genolong inspect x.vcf | head` is not an error
+        sys.stderr.close()

@@ -1,0 +1,1 @@
+"""Datasets and Lightning data modules: genome windows, labels, curricula."""

@@ -1,0 +1,1 @@
+"""Readers for the files biologists have: FASTA, VCF/BCF, BAM/CRAM, BED and GFF3/GTF."""

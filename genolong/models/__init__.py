@@ -1,0 +1,1 @@
+"""One backbone with a mixer pattern, its configuration, heads and presets."""

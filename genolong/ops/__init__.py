@@ -1,0 +1,1 @@
+"""Operators (long convolution, SSD scan, mLSTM, short convolution): references, fast paths, dispatch."""

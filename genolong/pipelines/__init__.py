@@ -1,0 +1,1 @@
+"""Pipelines: variant-effect scoring, embeddings, in-silico mutagenesis, generation, evaluation."""

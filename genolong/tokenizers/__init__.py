@@ -1,0 +1,1 @@
+"""Tokenizers: single base, k-mer and codon, over the IUPAC DNA alphabet."""

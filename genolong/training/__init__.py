@@ -1,0 +1,1 @@
+"""Lightning modules: language-model pre-training and sequence-task fine-tuning."""

@@ -1,0 +1,46 @@
+"""Shared test fixtures: paths to the bundled data and a runner for the genolong CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO / "data"
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def ecoli_fasta() -> Path:
+    """The bundled 200 kbp slice of the E. coli contig (real sequence)."""
+    return DATA / "ecoli_200k.fa"
+
+
+@pytest.fixture(scope="session")
+def ecoli_gff() -> Path:
+    """The CDS annotation of the bundled slice (GFF3, Prodigal calls)."""
+    return DATA / "ecoli_200k.cds.gff3"
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m genolong ARGS`` in a subprocess, as a user would; returns the completed process."""
+    return subprocess.run(
+        [sys.executable, "-m", "genolong", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+@pytest.fixture
+def cli():
+    return run_cli
