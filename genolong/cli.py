@@ -64,6 +64,11 @@ def _cell(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
+DESCRIPTION = (
+    "Long-range genome models. Commands below; `genolong COMMAND --help` for each. Training and inference "
+    "through Lightning: `genolong fit|validate|test|predict --config FILE` (see configs/)."
+)
+
 COMMANDS: dict[str, Callable[..., Any]] = {
     "inspect": inspect,
 }
@@ -78,10 +83,16 @@ def main(argv: list[str] | None = None) -> None:
     from jsonargparse import CLI
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    signal.signal(signal.SIGTERM, _raise_terminated)
     args = sys.argv[1:] if argv is None else argv
+    training = bool(args) and args[0] in ("fit", "validate", "test", "predict")
+    if not training:  # Lightning handles SIGTERM itself during training (checkpoint, then exit 143)
+        signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        CLI(COMMANDS, args=args, prog="genolong", description="Long-range genome models: genolong COMMAND --help")
+        if training:
+            from genolong.training.lightning_cli import run_lightning_cli
+
+            return run_lightning_cli(args)
+        CLI(COMMANDS, args=args, prog="genolong", description=DESCRIPTION)
     except GenoLongError as error:
         print(f"genolong: error: {error}", file=sys.stderr)
         sys.exit(error.exit_code)

@@ -1,0 +1,146 @@
+"""The Lightning data module for genome pre-training: windows, a length curriculum, and resumable sampling.
+
+Each training epoch is one stage of the curriculum ``stages = [(length, steps), ...]``: windows of ``length``
+bases, with the batch size scaled so every step sees ``tokens_per_step`` bases (HyenaDNA's sequence-length
+warm-up). The last stage repeats until the trainer's ``max_steps``. Train loaders are rebuilt every epoch
+(``reload_dataloaders_every_n_epochs=1`` is set by the CLI) so the stage can change.
+
+The sampler's position (epoch, samples consumed) is saved in every checkpoint through ``state_dict`` and
+restored on resume, so a run stopped mid-epoch continues with exactly the samples it would have seen.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from genolong.data.datasets import GenomeWindows, pad_collate
+from genolong.data.samplers import ResumableSampler
+from genolong.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+
+class GenomeDataModule(L.LightningDataModule):
+    """Windows of a FASTA for language-model pre-training.
+
+    Args:
+        fasta: reference FASTA.
+        train_regions: regions to train on (contigs, ``chr:1-1000`` strings, or a BED path); None = all.
+        val_regions: held-out regions for validation (tiled).
+        test_regions: held-out regions for testing (tiled); default: the validation regions.
+        tokenizer: tokenizer spec (``nucleotide``, ``kmer:6``, ``codon``); must match the model's.
+        stages: curriculum as ``[[length, steps], ...]``; default one stage of ``[[length, 0]]`` (0 = open-ended).
+        length: window length when ``stages`` is not given, and of validation/test windows by default.
+        eval_length: window length of validation/test tiles (default: the last stage's length).
+        tokens_per_step: bases per optimizer step; batch size = tokens_per_step // stage length (at least 1).
+        steps_per_epoch: steps of an open-ended stage before the epoch (and a validation) ends.
+        max_n_fraction: windows with more N are skipped (tiles) or redrawn (random windows).
+        reverse_complement: serve reverse-complement windows half of the time (training only).
+        num_workers: DataLoader worker processes.
+        eval_batch_size: batch size for validation and testing.
+        seed: base of all data randomness.
+    """
+
+    def __init__(
+        self,
+        fasta: str,
+        train_regions: str | list[str] | None = None,
+        val_regions: str | list[str] | None = None,
+        test_regions: str | list[str] | None = None,
+        tokenizer: str = "nucleotide",
+        stages: list[tuple[int, int]] | None = None,
+        length: int = 1024,
+        eval_length: int | None = None,
+        tokens_per_step: int = 16384,
+        steps_per_epoch: int = 500,
+        max_n_fraction: float = 0.1,
+        reverse_complement: bool = True,
+        num_workers: int = 0,
+        eval_batch_size: int = 8,
+        seed: int = 0,
+    ):
+        super().__init__()
+        from genolong.tokenizers.factory import build_tokenizer
+
+        self.save_hyperparameters()
+        self.tokenizer = build_tokenizer(tokenizer)
+        self.stages = [(int(n), int(s)) for n, s in (stages or [(length, 0)])]
+        if any(n < 2 or s < 0 for n, s in self.stages):
+            raise UsageError(f"curriculum stages must be [length >= 2, steps >= 0] pairs, got {self.stages}")
+        self.eval_length = eval_length or self.stages[-1][0]
+        self.sampler: ResumableSampler | None = None
+        self._restored: dict[str, int] | None = None
+
+    def stage(self, epoch: int) -> tuple[int, int, int]:
+        """(window length, batch size, steps) of the curriculum stage that ``epoch`` trains."""
+        length, steps = self.stages[min(epoch, len(self.stages) - 1)]
+        batch_size = max(1, self.hparams.tokens_per_step // length)
+        return length, batch_size, steps or self.hparams.steps_per_epoch
+
+    def _windows(self, regions: Any, length: int, sampling: str, samples: int = 0) -> GenomeWindows:
+        hp = self.hparams
+        return GenomeWindows(
+            hp.fasta,
+            self.tokenizer,
+            length,
+            regions=regions,
+            sampling=sampling,
+            samples_per_epoch=samples,
+            max_n_fraction=hp.max_n_fraction,
+            reverse_complement=hp.reverse_complement and sampling == "random",
+            seed=hp.seed,
+        )
+
+    def _loader(self, dataset: GenomeWindows, batch_size: int, sampler: Any = None) -> DataLoader:
+        workers = self.hparams.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            collate_fn=pad_collate(self.tokenizer.pad_token_id),
+            num_workers=workers,
+            persistent_workers=False,
+            multiprocessing_context="spawn" if workers else None,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        epoch = self.trainer.current_epoch if self._trainer is not None else 0
+        length, batch_size, steps = self.stage(epoch)
+        replicas = self.trainer.world_size if self._trainer is not None else 1
+        rank = self.trainer.global_rank if self._trainer is not None else 0
+        epoch_size = steps * batch_size * replicas
+        dataset = self._windows(self.hparams.train_regions, length, "random", samples=epoch_size)
+        self.sampler = ResumableSampler(epoch_size, shuffle=False, seed=self.hparams.seed, num_replicas=replicas, rank=rank)
+        self.sampler.set_epoch(epoch)
+        if self._restored is not None and self._restored["epoch"] == epoch:
+            self.sampler.consumed = self._restored["consumed"]
+            log.info("resuming epoch %d after %d samples", epoch, self.sampler.consumed)
+        self._restored = None
+        log.info("epoch %d: windows of %d bases, batch size %d, %d steps", epoch, length, batch_size, steps)
+        return self._loader(dataset, batch_size, self.sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        dataset = self._windows(self.hparams.val_regions, self.eval_length, "tile")
+        return self._loader(dataset, self.hparams.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        regions = self.hparams.test_regions or self.hparams.val_regions
+        return self._loader(self._windows(regions, self.eval_length, "tile"), self.hparams.eval_batch_size)
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        # Called once per batch the training loop actually consumes (not per prefetched batch).
+        if self._trainer is not None and self.trainer.training and self.sampler is not None:
+            self.sampler.advance(len(batch["input_ids"]))
+        return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.sampler.state_dict() if self.sampler is not None else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state:
+            self._restored = {"epoch": int(state["epoch"]), "consumed": int(state["consumed"])}
+

@@ -1,0 +1,186 @@
+"""Windows of a genome as a map-style dataset whose every sample is a pure function of its index.
+
+``GenomeWindows`` serves windows of ``length`` bases from regions of a FASTA, tokenized by any genolong
+tokenizer. Two samplings:
+
+* ``"random"`` (training): sample ``g`` is drawn from ``numpy.random.default_rng([seed, g])``: a region chosen
+  in proportion to its length, a uniform start, then augmentations. Nothing depends on call order, so
+  DataLoader workers, restarts and resumed runs all see the same data for the same indices. The sampler
+  (:mod:`genolong.data.samplers`) encodes the epoch in the index.
+* ``"tile"`` (validation/test): a fixed tiling at ``stride``; the last window of a region ends at its end and
+  may be shorter (padded in the batch, never dropped).
+
+Windows whose fraction of ``N`` exceeds ``max_n_fraction`` are skipped and counted: for tiling, once at
+construction (``skipped``); for random sampling, redrawn, with the number of redraws returned in the sample so
+the training loop can log it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from genolong.data.regions import Region, resolve_regions
+from genolong.errors import InconsistentDataError, UsageError
+from genolong.tokenizers.alphabet import as_bytes, reverse_complement
+
+_IS_N = np.zeros(256, dtype=bool)
+_IS_N[[ord("N"), ord("n")]] = True
+MAX_REDRAWS = 1000
+
+
+def n_fraction(seq: str) -> float:
+    codes = as_bytes(seq)
+    return float(_IS_N[codes].mean()) if codes.size else 1.0
+
+
+class GenomeWindows(Dataset):
+    """Tokenized windows of ``length`` bases over ``regions`` of ``fasta``.
+
+    Args:
+        fasta: path of the reference FASTA (opened lazily, once per process).
+        tokenizer: a genolong tokenizer (anything with ``encode(str)`` and ``pad_token_id``).
+        length: window length in bases.
+        regions: contig names / region strings (``chr1:1-1000``), a BED path, or None for every contig.
+        sampling: ``"random"`` or ``"tile"``.
+        samples_per_epoch: number of random windows an epoch holds (random sampling).
+        stride: distance between tiled windows (default: ``length``, no overlap).
+        max_n_fraction: windows with more ``N`` than this are skipped (tile) or redrawn (random).
+        reverse_complement: with probability 1/2, serve the reverse complement (random sampling).
+        max_shift: shift tiled windows by up to this many bases either way (augmentation for tiled training).
+        seed: base of every random draw.
+    """
+
+    def __init__(
+        self,
+        fasta: str | os.PathLike,
+        tokenizer: Any,
+        length: int,
+        regions: str | Sequence[str] | None = None,
+        sampling: str = "random",
+        samples_per_epoch: int = 1024,
+        stride: int | None = None,
+        max_n_fraction: float = 0.1,
+        reverse_complement: bool = False,
+        max_shift: int = 0,
+        seed: int = 0,
+    ):
+        from genolong.io.fasta import Fasta
+
+        if length < 1:
+            raise UsageError(f"window length must be positive, got {length}")
+        if sampling not in ("random", "tile"):
+            raise UsageError(f"sampling must be 'random' or 'tile', got {sampling!r}")
+        self.fasta_path = os.fspath(fasta)
+        self.tokenizer = tokenizer
+        self.length = length
+        self.sampling = sampling
+        self.samples_per_epoch = samples_per_epoch
+        self.stride = stride or length
+        self.max_n_fraction = max_n_fraction
+        self.reverse_complement = reverse_complement
+        self.max_shift = max_shift
+        self.seed = seed
+        self._fasta = Fasta(self.fasta_path)  # Fasta reopens its handle in each worker process
+        self.regions: list[Region] = resolve_regions(regions, self._fasta.lengths)
+        self.skipped: Counter[str] = Counter()
+        self.windows: list[Region] = self._tile() if sampling == "tile" else []
+        weights = np.array([r.length for r in self.regions], dtype=np.float64)
+        self._region_p = weights / weights.sum()  # (R,) chance of drawing each region
+
+    def __len__(self) -> int:
+        return len(self.windows) if self.sampling == "tile" else self.samples_per_epoch
+
+    def _tile(self) -> list[Region]:
+        windows = []
+        for region in self.regions:
+            start = region.start
+            while True:
+                end = min(start + self.length, region.end)
+                window = Region(region.contig, start, end)
+                if n_fraction(self._fasta.fetch(*_span(window))) > self.max_n_fraction:
+                    self.skipped["n_fraction"] += 1
+                else:
+                    windows.append(window)
+                if end == region.end:
+                    break
+                start += self.stride
+        if not windows:
+            raise InconsistentDataError(
+                f"every window of the regions has more than {self.max_n_fraction:.0%} N",
+                path=self.fasta_path,
+            )
+        return windows
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        rng = np.random.default_rng([self.seed, int(index)])
+        if self.sampling == "tile":
+            window, redraws = self._shifted(self.windows[index % len(self.windows)], rng), 0
+        else:
+            window, redraws = self._draw(rng)
+        seq = self._fasta.fetch(*_span(window))
+        minus = bool(self.reverse_complement and rng.random() < 0.5)
+        if minus:
+            seq = reverse_complement(seq)
+        ids = np.asarray(self.tokenizer.encode(seq), dtype=np.int64)
+        return {
+            "input_ids": torch.from_numpy(ids),  # (T,)
+            "contig": window.contig,
+            "start": window.start,
+            "end": window.end,
+            "minus_strand": minus,
+            "redraws": redraws,
+        }
+
+    def _draw(self, rng: np.random.Generator) -> tuple[Region, int]:
+        for redraws in range(MAX_REDRAWS):
+            region = self.regions[rng.choice(len(self.regions), p=self._region_p)]
+            span = min(self.length, region.length)
+            start = region.start + int(rng.integers(0, region.length - span + 1))
+            window = Region(region.contig, start, start + span)
+            if n_fraction(self._fasta.fetch(*_span(window))) <= self.max_n_fraction:
+                return window, redraws
+        raise InconsistentDataError(
+            f"{MAX_REDRAWS} random windows in a row had more than {self.max_n_fraction:.0%} N; "
+            "choose regions with more sequence",
+            path=self.fasta_path,
+        )
+
+    def _shifted(self, window: Region, rng: np.random.Generator) -> Region:
+        if not self.max_shift:
+            return window
+        region = next(r for r in self.regions if r.contig == window.contig and r.start <= window.start < r.end)
+        shift = int(rng.integers(-self.max_shift, self.max_shift + 1))
+        shift = max(region.start - window.start, min(shift, region.end - window.end))
+        return Region(window.contig, window.start + shift, window.end + shift)
+
+
+def _span(region: Region) -> tuple[str, int, int]:
+    return region.contig, region.start, region.end
+
+
+def pad_collate(pad_token_id: int):
+    """A collate function padding ``input_ids`` to the longest in the batch; adds ``attention_mask``."""
+
+    def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+        longest = max(item["input_ids"].numel() for item in items)
+        input_ids = torch.full((len(items), longest), pad_token_id, dtype=torch.long)  # (B, T)
+        mask = torch.zeros((len(items), longest), dtype=torch.bool)  # (B, T)
+        for row, item in enumerate(items):
+            n = item["input_ids"].numel()
+            input_ids[row, :n] = item["input_ids"]
+            mask[row, :n] = True
+        batch: dict[str, Any] = {"input_ids": input_ids, "attention_mask": mask}
+        for key in items[0]:
+            if key != "input_ids":
+                values = [item[key] for item in items]
+                batch[key] = torch.tensor(values) if isinstance(values[0], (int, bool)) else values
+        return batch
+
+    return collate

@@ -1,0 +1,88 @@
+"""Regions of a genome: whole contigs, samtools-style region strings, or BED files, as 0-based half-open spans."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from genolong.errors import InconsistentDataError, UsageError
+
+_RANGE = re.compile(r"^(\d[\d,]*)-(\d[\d,]*)$")
+
+
+@dataclass(frozen=True, order=True)
+class Region:
+    """``contig[start, end)``, 0-based half-open."""
+
+    contig: str
+    start: int
+    end: int
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+    def __str__(self) -> str:  # samtools style, 1-based inclusive
+        return f"{self.contig}:{self.start + 1}-{self.end}"
+
+
+def parse_region(text: str, lengths: Mapping[str, int]) -> Region:
+    """``"chr1"`` (whole contig) or ``"chr1:1,001-2,000"`` (1-based inclusive) -> Region, checked against lengths."""
+    contig, _, span = text.rpartition(":")
+    match = _RANGE.match(span) if contig else None
+    if match is None:  # no span: the whole text names a contig (which may itself contain ':')
+        contig = text
+        if contig not in lengths:
+            raise InconsistentDataError(f"region {text!r}: contig not in the reference", hint=_known(lengths))
+        return Region(contig, 0, lengths[contig])
+    if contig not in lengths:
+        raise InconsistentDataError(f"region {text!r}: contig {contig!r} not in the reference", hint=_known(lengths))
+    first, last = (int(g.replace(",", "")) for g in match.groups())
+    if first < 1 or last < first or last > lengths[contig]:
+        raise InconsistentDataError(
+            f"region {text!r} is outside {contig} (length {lengths[contig]}) or empty; regions are 1-based inclusive"
+        )
+    return Region(contig, first - 1, last)
+
+
+def resolve_regions(spec: str | os.PathLike | Sequence[str] | None, lengths: Mapping[str, int]) -> list[Region]:
+    """Regions from a BED path, a list of region strings / contig names, or None (every contig)."""
+    if spec is None:
+        return [Region(name, 0, n) for name, n in lengths.items()]
+    if isinstance(spec, (str, os.PathLike)) and str(spec).lower().endswith((".bed", ".bed.gz")):
+        return _regions_from_bed(Path(spec), lengths)
+    items = [spec] if isinstance(spec, (str, os.PathLike)) else list(spec)
+    regions = [parse_region(str(item), lengths) for item in items]
+    if not regions:
+        raise UsageError("an empty list of regions was given")
+    return regions
+
+
+def _regions_from_bed(path: Path, lengths: Mapping[str, int]) -> list[Region]:
+    from genolong.io.intervals import read_bed
+
+    regions = []
+    for interval in read_bed(path):
+        if interval.contig not in lengths or interval.end > lengths[interval.contig]:
+            raise InconsistentDataError(
+                f"interval {interval.contig}:{interval.start}-{interval.end} is not inside the reference",
+                path=path,
+                hint=_known(lengths),
+            )
+        regions.append(Region(interval.contig, interval.start, interval.end))
+    if not regions:
+        raise UsageError("the BED file holds no intervals", path=path)
+    return regions
+
+
+def total_length(regions: Iterable[Region]) -> int:
+    return sum(r.length for r in regions)
+
+
+def _known(lengths: Mapping[str, int]) -> str:
+    names = list(lengths)
+    shown = ", ".join(names[:5]) + (f", ... ({len(names)} contigs)" if len(names) > 5 else "")
+    return f"reference contigs: {shown}"

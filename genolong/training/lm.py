@@ -1,0 +1,143 @@
+"""Language-model pre-training: causal (next base) and masked (BERT-style) objectives as a LightningModule.
+
+The loss is scored only on real bases: padding, special tokens and ``N`` are never targets. Bits per base is
+the summed loss in bits over the summed number of scored bases (token-weighted, exact across batches and
+processes), for tokenizers whose tokens are single bases; for k-mer or codon tokens it is bits per token.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torchmetrics import SumMetric
+
+from genolong.errors import UsageError
+from genolong.training.optim import configure_adamw
+
+LN2 = math.log(2.0)
+
+
+class LanguageModelModule(L.LightningModule):
+    """Pre-train a genolong model from a preset.
+
+    Args:
+        preset: a name from ``genolong.models.presets.list_presets()`` (e.g. ``tiny-hyena``).
+        model_overrides: fields of the preset's config to change (e.g. ``{"d_model": 96}``).
+        tokenizer: tokenizer spec shared with the data module (``nucleotide``, ``kmer:6``, ``codon``).
+        objective: ``causal`` (next-token) or ``masked`` (masked-token) language modelling.
+        mask_probability: share of scored positions masked (masked objective): 80% become [MASK], 10% a random
+            base, 10% stay.
+        lr: peak learning rate of AdamW.
+        weight_decay: AdamW weight decay (never on norms, biases, Hyena filters).
+        betas: AdamW betas.
+        warmup_steps: linear warmup steps before cosine decay.
+        min_lr_ratio: the cosine schedule ends at ``lr * min_lr_ratio``.
+        seed: seed of the masking draws (each step's mask depends on (seed, step, rank) only).
+    """
+
+    def __init__(
+        self,
+        preset: str = "tiny-hyena",
+        model_overrides: dict[str, Any] | None = None,
+        tokenizer: str = "nucleotide",
+        objective: str = "causal",
+        mask_probability: float = 0.15,
+        lr: float = 2e-3,
+        weight_decay: float = 0.1,
+        betas: tuple[float, float] = (0.9, 0.95),
+        warmup_steps: int = 100,
+        min_lr_ratio: float = 0.1,
+        seed: int = 0,
+    ):
+        super().__init__()
+        if objective not in ("causal", "masked"):
+            raise UsageError(f"objective must be 'causal' or 'masked', got {objective!r}")
+        self.save_hyperparameters()
+        from genolong.models import GenoLongForCausalLM, GenoLongForMaskedLM, get_preset
+        from genolong.tokenizers.factory import build_tokenizer
+
+        self.tokenizer = build_tokenizer(tokenizer)
+        overrides = dict(model_overrides or {})
+        overrides.setdefault("bidirectional", objective == "masked")
+        config = get_preset(preset, **self.tokenizer.model_config_fields(), **overrides)
+        model_class = GenoLongForCausalLM if objective == "causal" else GenoLongForMaskedLM
+        self.model = model_class(config)
+        scored = torch.zeros(len(self.tokenizer), dtype=torch.bool)
+        scored[self.tokenizer.base_token_ids()] = True
+        self.register_buffer("scored", scored, persistent=False)  # (V,) which ids are real bases
+        self.base_ids = torch.tensor(self.tokenizer.canonical_base_ids())  # ids of A, C, G, T
+        self.val_bits, self.val_count = SumMetric(), SumMetric()
+        self.test_bits, self.test_count = SumMetric(), SumMetric()
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids).logits  # (B, T, V)
+
+    def lm_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(summed loss in nats, number of scored positions) of a batch."""
+        ids = batch["input_ids"]  # (B, T)
+        valid = batch["attention_mask"] & self.scored[ids]  # (B, T)
+        if self.hparams.objective == "causal":
+            logits = self(ids)[:, :-1]  # (B, T-1, V)
+            targets, weight = ids[:, 1:], valid[:, 1:]
+        else:
+            corrupted, weight = self._mask(ids, valid)
+            logits, targets = self(corrupted), ids
+        nats = F.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none")  # (B, T')
+        return (nats * weight).sum(), weight.sum()
+
+    def _mask(self, ids: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """BERT-style corruption; the draw depends only on (seed, global step, rank), so resumes replay it."""
+        gen = torch.Generator(device="cpu").manual_seed(
+            hash((self.hparams.seed, self.global_step, self.global_rank)) % 2**63
+        )
+        u = torch.rand(ids.shape, generator=gen).to(ids.device)  # (B, T)
+        chosen = valid & (u < self.hparams.mask_probability)
+        kind = torch.rand(ids.shape, generator=gen).to(ids.device)
+        random_base = self.base_ids.to(ids.device)[torch.randint(0, 4, ids.shape, generator=gen).to(ids.device)]
+        corrupted = torch.where(chosen & (kind < 0.8), self.tokenizer.mask_token_id, ids)
+        corrupted = torch.where(chosen & (kind >= 0.8) & (kind < 0.9), random_base, corrupted)
+        return corrupted, chosen
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        nats, count = self.lm_loss(batch)
+        loss = nats / count.clamp(min=1)
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/bits_per_base", loss / LN2)
+        self.log("train/redrawn_windows", float(batch["redraws"].sum()) if "redraws" in batch else 0.0, reduce_fx="sum")
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        nats, count = self.lm_loss(batch)
+        self.val_bits.update(nats / LN2)
+        self.val_count.update(count)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log("val/bits_per_base", self.val_bits.compute() / self.val_count.compute().clamp(min=1), prog_bar=True)
+        self.val_bits.reset()
+        self.val_count.reset()
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        nats, count = self.lm_loss(batch)
+        self.test_bits.update(nats / LN2)
+        self.test_count.update(count)
+
+    def on_test_epoch_end(self) -> None:
+        self.log("test/bits_per_base", self.test_bits.compute() / self.test_count.compute().clamp(min=1))
+        self.test_bits.reset()
+        self.test_count.reset()
+
+    def configure_optimizers(self) -> dict:
+        hp = self.hparams
+        return configure_adamw(
+            self.model,
+            hp.lr,
+            hp.weight_decay,
+            tuple(hp.betas),
+            hp.warmup_steps,
+            int(self.trainer.estimated_stepping_batches),
+            hp.min_lr_ratio,
+        )
