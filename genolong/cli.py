@@ -33,6 +33,56 @@ def inspect(path: str, fasta: str | None = None, json: bool = False) -> None:
     print(jsonlib.dumps(summary, indent=2) if json else render_summary(summary))
 
 
+def evaluate(
+    model: str,
+    fasta: str,
+    regions: list[str] | None = None,
+    train_regions: list[str] | None = None,
+    length: int = 1024,
+    stride: int | None = None,
+    batch_size: int = 8,
+    device: str = "cpu",
+    output: str | None = None,
+) -> None:
+    """Bits per base and perplexity of a causal model on held-out regions, beside an order-k Markov baseline.
+
+    Args:
+        model: a Lightning checkpoint (.ckpt) or a save_pretrained directory.
+        fasta: the reference FASTA.
+        regions: regions to evaluate (contigs, chr:start-end, or a BED file); default: the held-out regions the
+            checkpoint was trained with.
+        train_regions: regions to fit the Markov baseline on; default: the checkpoint's training regions, else
+            everything outside the evaluation regions.
+        length: window length in bases.
+        stride: window step; each base is predicted with at least length - stride bases of context
+            (default length // 2).
+        batch_size: windows per forward pass.
+        device: torch device (cpu, cuda, cuda:1, ...).
+        output: also write the result as JSON to this file.
+    """
+    from genolong.pipelines.evaluate import evaluate_language_model
+
+    result = evaluate_language_model(
+        model, fasta, regions, train_regions, length, stride, batch_size=batch_size, device=device
+    )
+    if output:
+        with open(output, "w") as fh:
+            jsonlib.dump(result, fh, indent=2)
+    print(render_summary(result))
+
+
+def export(checkpoint: str, output_dir: str) -> None:
+    """Write a Lightning checkpoint as a save_pretrained directory that transformers.Auto* classes load.
+
+    Args:
+        checkpoint: the .ckpt file written by `genolong fit`.
+        output_dir: folder for config.json, model.safetensors and the tokenizer files.
+    """
+    from genolong.pipelines.loading import export_pretrained
+
+    print(f"exported to {export_pretrained(checkpoint, output_dir)}")
+
+
 def render_summary(summary: dict[str, Any], indent: int = 0) -> str:
     """Plain-text view of a summary: scalars as ``key: value``, lists of dicts as aligned tables."""
     pad = "  " * indent
@@ -71,6 +121,8 @@ DESCRIPTION = (
 
 COMMANDS: dict[str, Callable[..., Any]] = {
     "inspect": inspect,
+    "evaluate": evaluate,
+    "export": export,
 }
 
 

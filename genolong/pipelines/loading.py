@@ -1,0 +1,89 @@
+"""Load a trained model and its tokenizer from a Lightning checkpoint or a ``save_pretrained`` directory.
+
+Lightning checkpoints are read with ``torch.load(weights_only=True)`` (plain data only; anything else is
+refused with exit code 8) and rebuilt from the hyper-parameters the training module stored as plain types.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genolong.errors import InputMissingError, UsageError
+
+
+def load_model(path: str | os.PathLike, kind: str = "causal", device: str = "cpu") -> tuple[Any, Any, dict]:
+    """(model in eval mode, tokenizer, metadata) from a checkpoint file or a pretrained directory.
+
+    ``kind`` is ``causal``, ``masked`` or ``classification``; metadata holds the training module's and data
+    module's hyper-parameters when the source is a Lightning checkpoint.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputMissingError("no such model (expected a .ckpt file or a save_pretrained directory)", path=path)
+    if path.is_dir():
+        model, tokenizer, meta = _from_pretrained(path, kind)
+    else:
+        model, tokenizer, meta = _from_lightning_checkpoint(path, kind)
+    return model.to(device).eval(), tokenizer, meta
+
+
+def _from_pretrained(path: Path, kind: str) -> tuple[Any, Any, dict]:
+    import transformers
+
+    import genolong.models  # noqa: F401  (registers the Auto* classes)
+    from genolong.tokenizers.factory import load_tokenizer
+
+    auto = {
+        "causal": transformers.AutoModelForCausalLM,
+        "masked": transformers.AutoModelForMaskedLM,
+        "classification": transformers.AutoModelForSequenceClassification,
+    }
+    if kind not in auto:
+        raise UsageError(f"model kind must be one of {sorted(auto)}, got {kind!r}")
+    if not (path / "config.json").exists():
+        raise InputMissingError("not a save_pretrained directory: config.json is missing", path=path)
+    return auto[kind].from_pretrained(path), load_tokenizer(path), {}
+
+
+def _from_lightning_checkpoint(path: Path, kind: str) -> tuple[Any, Any, dict]:
+    from genolong.training.checkpoints import load_checkpoint_safely
+    from genolong.training.lm import LanguageModelModule
+
+    checkpoint = load_checkpoint_safely(path)
+    hparams = dict(checkpoint.get("hyper_parameters", {}))
+    if "preset" not in hparams:
+        raise UsageError("this checkpoint was not written by a genolong training module", path=path)
+    module = LanguageModelModule(**{k: v for k, v in hparams.items() if not k.startswith("_")})
+    module.load_state_dict(checkpoint["state_dict"])
+    meta = {"module": hparams, "data": dict(checkpoint.get("datamodule_hyper_parameters", {}))}
+    return module.model, module.tokenizer, meta
+
+
+@torch.no_grad()
+def token_log_probs(model: Any, input_ids: torch.Tensor) -> torch.Tensor:
+    """(B, T-1) log P(token t | tokens < t) of a causal model, in float32."""
+    logits = model(input_ids=input_ids).logits.float()  # (B, T, V)
+    logp = torch.log_softmax(logits[:, :-1], dim=-1)
+    return logp.gather(-1, input_ids[:, 1:, None])[..., 0]
+
+
+def export_pretrained(checkpoint: str | os.PathLike, output_dir: str | os.PathLike) -> Path:
+    """Write a Lightning checkpoint as a ``save_pretrained`` directory (weights, config, tokenizer)."""
+    if Path(checkpoint).is_dir():
+        raise UsageError("expected a Lightning .ckpt file, got a directory", path=checkpoint)
+    model, tokenizer, meta = load_model(checkpoint, "causal" if _objective(checkpoint) == "causal" else "masked")
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def _objective(checkpoint: str | os.PathLike) -> str:
+    from genolong.training.checkpoints import load_checkpoint_safely
+
+    return load_checkpoint_safely(checkpoint).get("hyper_parameters", {}).get("objective", "causal")
