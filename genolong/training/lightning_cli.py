@@ -9,13 +9,17 @@ last checkpoints (``--checkpoint.*``), safe checkpoint loading, and per-epoch re
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
+from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from genolong.training.callbacks import InterruptCheckpoint, NonFiniteGuard
+from genolong.training.callbacks import InterruptCheckpoint, NonFiniteGuard, checkpoint_dir
 from genolong.training.checkpoints import SafeCheckpointIO
 
-LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+log = logging.getLogger(__name__)
 
 
 class GenoLongLightningCLI(LightningCLI):
@@ -25,11 +29,27 @@ class GenoLongLightningCLI(LightningCLI):
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.every_n_train_steps": 200})
 
+    def after_fit(self) -> None:
+        # Always leave a checkpoint of the final weights, whatever the periodic checkpoint schedule.
+        trainer = self.trainer
+        if trainer.state.finished and not trainer.fast_dev_run:
+            path = checkpoint_dir(trainer) / "last.ckpt"
+            trainer.save_checkpoint(path)
+            log.info("final checkpoint: %s", path)
 
-def run_lightning_cli(args: list[str]) -> None:
+    def _instantiate_trainer(self, config: dict, callbacks: list) -> Any:
+        # Checkpoints are always loaded as plain data unless the config brings its own checkpoint I/O.
+        plugins = list(config.get("plugins") or [])
+        if not any(isinstance(p, CheckpointIO) for p in plugins):
+            config["plugins"] = [*plugins, SafeCheckpointIO()]
+        return super()._instantiate_trainer(config, callbacks)
+
+
+def run_lightning_cli(args: list[str] | None = None) -> None:
+    """Run ``fit|validate|test|predict ...``; ``args=None`` reads the command line."""
     GenoLongLightningCLI(
         args=args,
-        trainer_defaults={"reload_dataloaders_every_n_epochs": 1, "plugins": [SafeCheckpointIO()]},
+        trainer_defaults={"reload_dataloaders_every_n_epochs": 1},
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"prog": "genolong"},
     )

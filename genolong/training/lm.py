@@ -58,18 +58,23 @@ class LanguageModelModule(L.LightningModule):
             raise UsageError(f"objective must be 'causal' or 'masked', got {objective!r}")
         self.save_hyperparameters()
         from genolong.models import GenoLongForCausalLM, GenoLongForMaskedLM, get_preset
-        from genolong.tokenizers.factory import build_tokenizer
+        from genolong.tokenizers.factory import (
+            base_token_ids,
+            build_tokenizer,
+            canonical_base_ids,
+            model_config_fields,
+        )
 
         self.tokenizer = build_tokenizer(tokenizer)
         overrides = dict(model_overrides or {})
         overrides.setdefault("bidirectional", objective == "masked")
-        config = get_preset(preset, **self.tokenizer.model_config_fields(), **overrides)
+        config = get_preset(preset, **{**model_config_fields(self.tokenizer), **overrides})
         model_class = GenoLongForCausalLM if objective == "causal" else GenoLongForMaskedLM
         self.model = model_class(config)
         scored = torch.zeros(len(self.tokenizer), dtype=torch.bool)
-        scored[self.tokenizer.base_token_ids()] = True
+        scored[base_token_ids(self.tokenizer)] = True
         self.register_buffer("scored", scored, persistent=False)  # (V,) which ids are real bases
-        self.base_ids = torch.tensor(self.tokenizer.canonical_base_ids())  # ids of A, C, G, T
+        self.register_buffer("base_ids", torch.tensor(canonical_base_ids(self.tokenizer)), persistent=False)
         self.val_bits, self.val_count = SumMetric(), SumMetric()
         self.test_bits, self.test_count = SumMetric(), SumMetric()
 
@@ -97,7 +102,7 @@ class LanguageModelModule(L.LightningModule):
         u = torch.rand(ids.shape, generator=gen).to(ids.device)  # (B, T)
         chosen = valid & (u < self.hparams.mask_probability)
         kind = torch.rand(ids.shape, generator=gen).to(ids.device)
-        random_base = self.base_ids.to(ids.device)[torch.randint(0, 4, ids.shape, generator=gen).to(ids.device)]
+        random_base = self.base_ids[torch.randint(0, 4, ids.shape, generator=gen).to(ids.device)]
         corrupted = torch.where(chosen & (kind < 0.8), self.tokenizer.mask_token_id, ids)
         corrupted = torch.where(chosen & (kind >= 0.8) & (kind < 0.9), random_base, corrupted)
         return corrupted, chosen
@@ -130,6 +135,12 @@ class LanguageModelModule(L.LightningModule):
         self.test_bits.reset()
         self.test_count.reset()
 
+    def _total_steps(self) -> int:
+        # max_steps when set: asking Lightning to estimate would build the training loader before a resume
+        # has restored the data position
+        max_steps = self.trainer.max_steps
+        return max_steps if max_steps and max_steps > 0 else int(self.trainer.estimated_stepping_batches)
+
     def configure_optimizers(self) -> dict:
         hp = self.hparams
         return configure_adamw(
@@ -138,6 +149,6 @@ class LanguageModelModule(L.LightningModule):
             hp.weight_decay,
             tuple(hp.betas),
             hp.warmup_steps,
-            int(self.trainer.estimated_stepping_batches),
+            self._total_steps(),
             hp.min_lr_ratio,
         )

@@ -1,0 +1,68 @@
+"""Tokenizers named by a short spec, so configs and checkpoints store a string, never an object.
+
+Specs: ``nucleotide`` (single base), ``nucleotide:keep`` (IUPAC codes as their own tokens), ``kmer:K`` or
+``kmer:K:STRIDE``, ``codon``. The model-side fields a tokenizer implies (vocabulary size, special ids,
+complement map) come from :func:`model_config_fields`, so a model is always built to match its tokenizer.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from genolong.errors import InputMissingError, UsageError
+
+SPEC_HELP = "nucleotide, nucleotide:keep, kmer:K, kmer:K:STRIDE or codon"
+
+
+def build_tokenizer(spec: str) -> Any:
+    """A genolong tokenizer from its spec string (see the module docstring)."""
+    from genolong.tokenizers.codon import CodonTokenizer
+    from genolong.tokenizers.kmer import KmerTokenizer
+    from genolong.tokenizers.nucleotide import NucleotideTokenizer
+
+    name, *args = spec.strip().lower().split(":")
+    try:
+        if name == "nucleotide" and len(args) <= 1:
+            return NucleotideTokenizer(iupac=args[0] if args else "to_n")
+        if name == "kmer" and 1 <= len(args) <= 2:
+            k = int(args[0])
+            return KmerTokenizer(k=k, stride=int(args[1]) if len(args) == 2 else k)
+        if name == "codon" and not args:
+            return CodonTokenizer()
+    except ValueError as error:
+        raise UsageError(f"bad tokenizer spec {spec!r}: {error}", hint=f"use {SPEC_HELP}") from error
+    raise UsageError(f"unknown tokenizer spec {spec!r}", hint=f"use {SPEC_HELP}")
+
+
+def load_tokenizer(path: str | os.PathLike) -> Any:
+    """The tokenizer saved in a ``save_pretrained`` directory."""
+    from transformers import AutoTokenizer
+
+    import genolong.tokenizers  # noqa: F401  (registers the classes with AutoTokenizer)
+
+    if not os.path.exists(os.path.join(path, "tokenizer_config.json")):
+        raise InputMissingError("no tokenizer_config.json: not a saved genolong tokenizer", path=path)
+    return AutoTokenizer.from_pretrained(os.fspath(path))
+
+
+def model_config_fields(tokenizer: Any) -> dict[str, Any]:
+    """The ``GenoLongConfig`` fields a tokenizer determines."""
+    return {
+        "vocab_size": len(tokenizer),
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "mask_token_id": tokenizer.mask_token_id,
+        "complement_token_ids": list(tokenizer.complement_token_ids()),
+    }
+
+
+def base_token_ids(tokenizer: Any) -> list[int]:
+    """Ids of tokens made only of A/C/G/T: the tokens a language model is scored on."""
+    return [i for token, i in tokenizer.get_vocab().items() if token and set(token) <= set("ACGT")]
+
+
+def canonical_base_ids(tokenizer: Any) -> list[int]:
+    """Ids of the single bases A, C, G, T, in that order."""
+    return tokenizer.convert_tokens_to_ids(list("ACGT"))
