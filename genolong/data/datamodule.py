@@ -17,7 +17,7 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader
 
-from genolong.data.datasets import GenomeWindows, pad_collate
+from genolong.data.datasets import GenomeWindows, PadCollate
 from genolong.data.samplers import ResumableSampler
 from genolong.errors import UsageError
 
@@ -101,17 +101,17 @@ class GenomeDataModule(L.LightningDataModule):
             dataset,
             batch_size=batch_size,
             sampler=sampler,
-            collate_fn=pad_collate(self.tokenizer.pad_token_id),
+            collate_fn=PadCollate(self.tokenizer.pad_token_id),
             num_workers=workers,
             persistent_workers=False,
             multiprocessing_context="spawn" if workers else None,
         )
 
     def train_dataloader(self) -> DataLoader:
-        epoch = self.trainer.current_epoch if self._trainer is not None else 0
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
         length, batch_size, steps = self.stage(epoch)
-        replicas = self.trainer.world_size if self._trainer is not None else 1
-        rank = self.trainer.global_rank if self._trainer is not None else 0
+        replicas = self.trainer.world_size if self.trainer is not None else 1
+        rank = self.trainer.global_rank if self.trainer is not None else 0
         epoch_size = steps * batch_size * replicas
         dataset = self._windows(self.hparams.train_regions, length, "random", samples=epoch_size)
         self.sampler = ResumableSampler(epoch_size, shuffle=False, seed=self.hparams.seed, num_replicas=replicas, rank=rank)
@@ -133,7 +133,7 @@ class GenomeDataModule(L.LightningDataModule):
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         # Called once per batch the training loop actually consumes (not per prefetched batch).
-        if self._trainer is not None and self.trainer.training and self.sampler is not None:
+        if self.trainer is not None and self.trainer.training and self.sampler is not None:
             self.sampler.advance(len(batch["input_ids"]))
         return batch
 

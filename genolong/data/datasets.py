@@ -165,12 +165,15 @@ def _span(region: Region) -> tuple[str, int, int]:
     return region.contig, region.start, region.end
 
 
-def pad_collate(pad_token_id: int):
-    """A collate function padding ``input_ids`` to the longest in the batch; adds ``attention_mask``."""
+class PadCollate:
+    """Collate ``input_ids`` padded to the longest in the batch, with ``attention_mask``; picklable for workers."""
 
-    def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         longest = max(item["input_ids"].numel() for item in items)
-        input_ids = torch.full((len(items), longest), pad_token_id, dtype=torch.long)  # (B, T)
+        input_ids = torch.full((len(items), longest), self.pad_token_id, dtype=torch.long)  # (B, T)
         mask = torch.zeros((len(items), longest), dtype=torch.bool)  # (B, T)
         for row, item in enumerate(items):
             n = item["input_ids"].numel()
@@ -182,5 +185,3 @@ def pad_collate(pad_token_id: int):
                 values = [item[key] for item in items]
                 batch[key] = torch.tensor(values) if isinstance(values[0], (int, bool)) else values
         return batch
-
-    return collate

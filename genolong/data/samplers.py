@@ -55,7 +55,9 @@ class ResumableSampler(Sampler[int]):
         return np.arange(self.epoch_size)
 
     def __len__(self) -> int:
-        return len(range(self.rank, self.epoch_size, self.num_replicas)) - self.consumed
+        # The whole epoch's share, also when resuming mid-epoch: Lightning counts batches of a resumed epoch
+        # from its restored batch index, so the length must not shrink by what was consumed.
+        return len(range(self.rank, self.epoch_size, self.num_replicas))
 
     def __iter__(self) -> Iterator[int]:
         mine = self.order()[self.rank :: self.num_replicas]
