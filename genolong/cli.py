@@ -126,6 +126,17 @@ COMMANDS: dict[str, Callable[..., Any]] = {
 }
 
 
+def _configure_logging() -> None:
+    """genolong's own log lines on stderr; Lightning configures its loggers itself."""
+    logger = logging.getLogger("genolong")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 def _raise_terminated(signum: int, frame: Any) -> None:
     raise SystemExit(EXIT_TERMINATED)
 
@@ -134,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``genolong`` console script and ``python -m genolong``."""
     from jsonargparse import CLI
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    _configure_logging()
     args = sys.argv[1:] if argv is None else argv
     training = bool(args) and args[0] in ("fit", "validate", "test", "predict")
     if not training:  # Lightning handles SIGTERM itself during training (checkpoint, then exit 143)
@@ -143,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
         if training:
             from genolong.training.lightning_cli import run_lightning_cli
 
-            return run_lightning_cli(args)
+            return run_lightning_cli(argv)
         CLI(COMMANDS, args=args, prog="genolong", description=DESCRIPTION)
     except GenoLongError as error:
         print(f"genolong: error: {error}", file=sys.stderr)
