@@ -126,6 +126,22 @@ COMMANDS: dict[str, Callable[..., Any]] = {
 }
 
 
+def _bare_flags_to_true(args: list[str]) -> list[str]:
+    """``--json`` alone means ``--json true`` for boolean options (jsonargparse wants a value)."""
+    if not args or args[0] not in COMMANDS:
+        return args
+    import inspect as pyinspect
+
+    params = pyinspect.signature(COMMANDS[args[0]]).parameters.values()
+    flags = {f"--{p.name}" for p in params if p.annotation in (bool, "bool")}
+    out = list(args)
+    for i, arg in enumerate(out):
+        following = out[i + 1].lower() if i + 1 < len(out) else ""
+        if arg in flags and following not in ("true", "false", "yes", "no", "1", "0"):
+            out[i] = f"{arg}=true"
+    return out
+
+
 def _configure_logging() -> None:
     """genolong's own log lines on stderr; Lightning configures its loggers itself."""
     logger = logging.getLogger("genolong")
@@ -155,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
             from genolong.training.lightning_cli import run_lightning_cli
 
             return run_lightning_cli(argv)
-        CLI(COMMANDS, args=args, prog="genolong", description=DESCRIPTION)
+        CLI(COMMANDS, args=_bare_flags_to_true(args), prog="genolong", description=DESCRIPTION)
     except GenoLongError as error:
         print(f"genolong: error: {error}", file=sys.stderr)
         sys.exit(error.exit_code)

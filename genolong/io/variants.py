@@ -1,0 +1,448 @@
+"""VCF/BCF variants, split per ALT allele, trimmed and left-aligned, with every skipped allele counted.
+
+``reader = read_variants("calls.vcf.gz", "ref.fa")`` is iterable (once) and yields :class:`Variant` objects
+with a 0-based ``pos``; ``reader.summary`` counts records, alleles, yielded variants and skips by reason as
+iteration proceeds, and always balances: ``alleles == yielded + sum(skipped.values())``.
+
+htslib writes its warnings and errors straight to file descriptor 2. :class:`HtslibLog` redirects fd 2 to a
+temporary file while records are pulled (in batches, so stderr is restored whenever control returns to the
+caller), turns the messages into log records naming file and line, and folds errors into a
+:class:`~genolong.errors.MalformedInputError`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import re
+import sys
+import tempfile
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from genolong.errors import InconsistentDataError, InputMissingError, MalformedInputError, UsageError
+from genolong.io.intervals import Reference, open_reference, open_text
+
+logger = logging.getLogger(__name__)
+
+RefPolicy = Literal["error", "skip", "warn"]
+SKIP_REASONS = ("missing_alt", "symbolic", "breakend", "spanning_deletion", "invalid_bases", "alt_equals_ref",
+                "unknown_contig", "out_of_bounds", "ref_mismatch")  # fmt: skip
+BATCH = 4096  # records pulled per stderr redirection
+_BASES = re.compile(r"^[ACGTN]+$")
+_HTS_LINE = re.compile(r"^\[([EWID])::[^\]]*\]\s*(.*)$")
+# htslib messages that say nothing to a user of these readers (which stream and need no index)
+_DROP = ("Missing headers may cause later processing to fail", "Could not retrieve index file",
+         "Could not load local index file")  # fmt: skip
+_STRIP = " (Quick workaround: index the file with tabix.)"
+
+
+class HtslibLog:
+    """Context manager sending fd 2 to a temporary file; ``poll()`` returns the (level, text) messages written
+    since the last poll, level being 'E' (error) or 'W' (warning, info). Keep the block short and free of
+    user code: whatever else the process writes to fd 2 meanwhile (another thread) is captured too."""
+
+    def __enter__(self) -> HtslibLog:
+        sys.stderr.flush()
+        self._tmp = tempfile.TemporaryFile()
+        self._read = 0
+        try:
+            self._saved: int | None = os.dup(2)
+        except OSError:  # no fd 2 to capture (a daemon): htslib's messages go nowhere either way
+            self._saved = None
+        else:
+            os.dup2(self._tmp.fileno(), 2)
+        return self
+
+    def poll(self) -> list[tuple[str, str]]:
+        size = os.fstat(self._tmp.fileno()).st_size
+        if size == self._read:
+            return []
+        text = os.pread(self._tmp.fileno(), size - self._read, self._read).decode(errors="replace")
+        self._read = size
+        return parse_htslib_messages(text)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._saved is not None:
+            os.dup2(self._saved, 2)
+            os.close(self._saved)
+        self._tmp.close()
+
+
+def parse_htslib_messages(text: str) -> list[tuple[str, str]]:
+    """``[W::vcf_parse] Contig 'x' is not defined ...`` lines -> [('W', "Contig 'x' is not defined ...")]."""
+    out: list[list[str]] = []
+    for raw in text.splitlines():
+        match = _HTS_LINE.match(raw)
+        if match:
+            out.append(["E" if match.group(1) == "E" else "W", match.group(2)])
+        elif raw.strip():
+            out[-1:] = [[out[-1][0], f"{out[-1][1]} {raw.strip()}"]] if out else [["W", raw.strip()]]
+    kept = [(lv, t.replace(_STRIP, "").strip()) for lv, t in out if not any(d in t for d in _DROP)]
+    return [(lv, t) for lv, t in kept if t]
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One ALT allele: ``ref`` at 0-based ``pos`` of ``contig`` becomes ``alt`` (VCF-style, indels keep one
+    anchor base). Equality is the genomic change only; the rest says where it came from."""
+
+    contig: str
+    pos: int
+    ref: str
+    alt: str
+    id: str | None = field(default=None, compare=False)
+    record: int = field(default=0, compare=False)  # 1-based record number in the file
+    line: int | None = field(default=None, compare=False)  # 1-based line of a text VCF
+    vcf_pos: int = field(default=0, compare=False)  # the record's POS, 1-based, as written
+    vcf_ref: str = field(default="", compare=False)
+    vcf_alt: str = field(default="", compare=False)
+    allele: int = field(default=1, compare=False)  # 1-based index among the record's ALTs
+
+    @property
+    def end(self) -> int:
+        return self.pos + len(self.ref)
+
+    @property
+    def kind(self) -> str:
+        """'SNV', 'MNV', 'insertion', 'deletion' or 'complex'."""
+        ref, alt = self.ref, self.alt
+        if len(ref) == len(alt):
+            return "SNV" if len(ref) == 1 else "MNV"
+        if len(ref) == 1 and (alt.startswith(ref) or alt.endswith(ref)):
+            return "insertion"
+        if len(alt) == 1 and (ref.startswith(alt) or ref.endswith(alt)):
+            return "deletion"
+        return "complex"
+
+    def apply(self, seq: str, offset: int = 0) -> str:
+        """``seq`` (which starts at 0-based ``offset`` of the contig) with this variant applied."""
+        start = self.pos - offset
+        found = seq[start : start + len(self.ref)] if start >= 0 else ""
+        if found.upper() != self.ref:
+            raise InconsistentDataError(f"{self} expects {self.ref!r} but the sequence has {found!r}")
+        return seq[:start] + self.alt + seq[start + len(self.ref) :]
+
+    def __str__(self) -> str:
+        return f"{self.contig}:{self.pos + 1}:{self.ref}>{self.alt}"
+
+
+Fetch = Callable[[int, int], str]  # (start, end) -> uppercase reference bases of one contig
+
+
+def normalize(pos: int, ref: str, alt: str, fetch: Fetch | None = None) -> tuple[int, str, str]:
+    """Trim (shared suffix, then prefix) and, with ``fetch(start, end)`` giving uppercase reference bases,
+    left-align an indel. Returns VCF-style (pos, ref, alt): an indel keeps one anchor base on its left (on its
+    right at the contig start). Without ``fetch`` alleles are only trimmed, down to one base each."""
+    ref, alt = ref.upper(), alt.upper()
+    if fetch is None:
+        while len(ref) > 1 and len(alt) > 1 and ref[-1] == alt[-1]:
+            ref, alt = ref[:-1], alt[:-1]
+        while len(ref) > 1 and len(alt) > 1 and ref[0] == alt[0]:
+            ref, alt, pos = ref[1:], alt[1:], pos + 1
+        return pos, ref, alt
+    n = min(len(ref), len(alt))
+    suffix = next((i for i in range(n) if ref[-1 - i] != alt[-1 - i]), n)
+    ref, alt = ref[: len(ref) - suffix], alt[: len(alt) - suffix]
+    n = min(len(ref), len(alt))
+    prefix = next((i for i in range(n) if ref[i] != alt[i]), n)
+    ref, alt, pos = ref[prefix:], alt[prefix:], pos + prefix
+    if ref and alt:
+        return pos, ref, alt
+    pos, moved = _shift_left(pos, ref or alt, fetch)
+    ref, alt = (moved, "") if ref else ("", moved)
+    if pos > 0:
+        base = fetch(pos - 1, pos)
+        return pos - 1, base + ref, base + alt
+    base = fetch(len(ref), len(ref) + 1)  # at the contig start VCF anchors on the right
+    return pos, ref + base, alt + base
+
+
+def _shift_left(pos: int, s: str, fetch: Fetch, chunk: int = 64) -> tuple[int, str]:
+    """Slide the inserted/deleted bases ``s`` at ``pos`` left while the base before equals the last one."""
+    m, left, k = len(s), "", 0  # left == reference[pos - len(left), pos)
+    while k < pos:
+        i = len(left) - 1 - k  # index in (left + s) of the reference base at pos-1-k
+        if i < 0:
+            grow = min(max(chunk, len(left)), pos - len(left))
+            left = fetch(pos - len(left) - grow, pos - len(left)) + left
+            continue
+        j = i + m
+        if left[i] != (left[j] if j < len(left) else s[j - len(left)]):
+            break
+        k += 1
+    return pos - k, (left[len(left) - k :] + s)[:m]
+
+
+@dataclass
+class VariantSummary:
+    """Counts filled while iterating; ``balanced`` is the accounting invariant."""
+
+    records: int = 0
+    alleles: int = 0
+    yielded: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    kinds: Counter = field(default_factory=Counter)
+    contigs: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    ref_mismatch_warned: int = 0  # yielded anyway under ref_policy="warn"
+    messages: list[str] = field(default_factory=list)  # htslib warnings, as 'line N: text'
+
+    @property
+    def balanced(self) -> bool:
+        return self.alleles == self.yielded + sum(self.skipped.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "records": self.records,
+            "alleles": self.alleles,
+            "variants": self.yielded,
+            "types": {k: self.kinds[k] for k in ("SNV", "MNV", "insertion", "deletion", "complex")},
+            "skipped": {reason: self.skipped[reason] for reason in SKIP_REASONS},
+            "ref_mismatch_warned": self.ref_mismatch_warned,
+            "contigs": {c: dict(n) for c, n in self.contigs.items()},
+            "htslib_warnings": len(self.messages),
+        } | ({"warnings": "; ".join(self.messages[:10])} if self.messages else {})
+
+
+def _aliases(name: str) -> list[str]:
+    from genolong.io.fasta import alias_candidates  # lazy: genolong.io.fasta pulls in the tokenizers
+
+    return alias_candidates(name)
+
+
+class VariantReader:
+    """Iterate once over the normalized variants of a VCF/BCF; see :func:`read_variants`."""
+
+    def __init__(self, path: str | os.PathLike, fasta: Any = None, *, ref_policy: RefPolicy = "error",
+                 aliases: bool = False, left_align: bool = True):  # fmt: skip
+        if ref_policy not in ("error", "skip", "warn"):
+            raise UsageError(f"ref_policy must be 'error', 'skip' or 'warn', not {ref_policy!r}")
+        self.path, self.ref_policy = os.fspath(path), ref_policy
+        self.aliases, self.left_align = aliases, left_align
+        if not os.path.exists(self.path):
+            raise InputMissingError("no such variant file", path=self.path)
+        self.reference: Reference | None = open_reference(fasta)
+        self.summary = VariantSummary()
+        self._names: dict[str, str | None] = {}
+        self._used = self._mismatch = False
+        self._header_lines: int | None = None
+        self._vcf = self._open()
+        self._header_lines = self._count_header_lines() if self._vcf.format == "VCF" else None
+        self._lengths = self._contig_lengths()
+
+    def _open(self) -> Any:
+        import pysam
+
+        with HtslibLog() as log:
+            try:
+                handle, error = pysam.VariantFile(self.path), None
+            except (ValueError, OSError, NotImplementedError) as exc:
+                handle, error = None, exc
+            messages = log.poll()
+        if error is not None:
+            raise self._open_error(error, messages)
+        for message in messages:
+            self._note(None, message)
+        return handle
+
+    def _open_error(self, error: Exception, messages: list[tuple[str, str]]) -> Exception:
+        if isinstance(error, (FileNotFoundError, PermissionError)):
+            return InputMissingError(f"cannot read ({error.strerror})", path=self.path)
+        if isinstance(error, NotImplementedError):
+            return MalformedInputError("compressed with gzip, not bgzip", path=self.path,
+                                       hint="recompress it: zcat FILE | bgzip > FILE.vcf.gz")  # fmt: skip
+        detail = "; ".join(t for lv, t in messages if lv == "E")
+        if "No sample line" in detail:
+            return MalformedInputError("bad VCF header: no '#CHROM POS ID REF ALT ...' line", path=self.path)
+        with open_text(self.path) as handle:
+            try:
+                first = handle.readline()
+            except (UnicodeDecodeError, OSError, EOFError):
+                first = "?"
+        if not first:
+            return MalformedInputError("the file is empty", path=self.path)
+        if not first.startswith("##fileformat=VCF"):
+            return MalformedInputError("not VCF/BCF: expected ##fileformat=VCFv4.x", path=self.path, line=1)
+        return MalformedInputError(f"bad VCF header: {detail or error}", path=self.path)
+
+    def _count_header_lines(self) -> int:
+        with open_text(self.path) as handle:
+            return sum(1 for _ in itertools.takewhile(lambda s: s.startswith("#"), handle))
+
+    def _contig_lengths(self) -> dict[str, int]:
+        declared = {name: c.length for name, c in self._vcf.header.contigs.items() if c.length}
+        if self.reference is None:
+            return declared
+        for name, length in declared.items():
+            known = self._resolve(name)
+            if known is not None and self.reference.lengths[known] != length:
+                raise InconsistentDataError(
+                    f"contig {name} has length {length} in the VCF header but "
+                    f"{self.reference.lengths[known]} in the FASTA", path=self.path,
+                    hint="is this the reference the variants were called against?")  # fmt: skip
+        return dict(self.reference.lengths)
+
+    def _resolve(self, name: str) -> str | None:
+        """The reference's name for a VCF contig (None: not in the reference)."""
+        if name not in self._names:
+            lengths = self.reference.lengths if self.reference is not None else {name: 0}
+            candidates = (name, *_aliases(name)) if self.aliases else (name,)
+            self._names[name] = next((c for c in candidates if c in lengths), None)
+        return self._names[name]
+
+    def _note(self, line: int | None, message: tuple[str, str]) -> None:
+        where = "line" if self._header_lines is not None else "record"
+        text = f"{where} {line}: {message[1]}" if line is not None else message[1]
+        self.summary.messages.append(text)
+        logger.warning("%s: htslib: %s", self.path, text)
+
+    def _records(self) -> Iterator[tuple[int, Any]]:
+        records, number = iter(self._vcf), 0
+        while True:
+            batch, notes, error = [], [], None
+            with HtslibLog() as log:
+                try:
+                    for record in itertools.islice(records, BATCH):
+                        number += 1
+                        batch.append((number, record))
+                        notes += [(number, m) for m in log.poll()]
+                except (OSError, ValueError) as exc:
+                    error = exc
+                notes += [(number + 1, m) for m in log.poll()]
+            failing = number + 1 if error is not None else None
+            for n, message in notes:
+                if n != failing:
+                    self._note(self._line(n) or n, message)
+            yield from batch
+            if error is not None:
+                failed = [(lv, t) for n, (lv, t) in notes if n == failing]
+                detail = "; ".join(t for lv, t in failed if lv == "E") or "; ".join(t for _, t in failed)
+                raise MalformedInputError(
+                    f"cannot parse record {failing}: {detail or error}", path=self.path,
+                    line=self._line(failing), hint="columns: CHROM POS ID REF ALT QUAL FILTER INFO")
+            if len(batch) < BATCH:
+                return
+
+    def _line(self, number: int) -> int | None:
+        """The 1-based line of record ``number`` in a text VCF (None for BCF)."""
+        return None if self._header_lines is None else number + self._header_lines
+
+    def __iter__(self) -> Iterator[Variant]:
+        if self._used:
+            raise UsageError("a variant reader is iterated once; call read_variants again", path=self.path)
+        self._used = True
+        try:
+            for number, record in self._records():
+                yield from self._variants(number, record)
+        finally:
+            self.close()
+
+    def _variants(self, number: int, rec: Any) -> Iterator[Variant]:
+        s = self.summary  # alleles are counted as they are decided, so the summary balances at every yield
+        alts = rec.alts or ()
+        s.records += 1
+        s.contigs[rec.chrom]["records"] += 1
+        line = self._line(number)
+        contig, reason = self._check_record(rec, line)
+        if reason is not None:
+            s.alleles += max(len(alts), 1)
+            s.skipped[reason] += max(len(alts), 1)
+            return
+        fetch = self._fetcher(contig) if self.left_align and not self._mismatch else None
+        for index, alt in enumerate(alts, 1):
+            s.alleles += 1
+            reason = _allele_problem(rec.ref.upper(), alt.upper())
+            if reason is not None:
+                s.skipped[reason] += 1
+                continue
+            pos, ref, alt_n = normalize(rec.start, rec.ref, alt, fetch)
+            variant = Variant(contig, pos, ref, alt_n, rec.id, number, line, rec.pos, rec.ref, alt, index)
+            s.yielded += 1
+            s.kinds[variant.kind] += 1
+            s.contigs[rec.chrom]["variants"] += 1
+            yield variant
+
+    def _check_record(self, rec: Any, line: int | None) -> tuple[str, str | None]:
+        """(reference contig name, skip reason or None); applies the REF policy."""
+        self._mismatch = False
+        if not rec.alts:
+            return rec.chrom, "missing_alt"
+        contig = self._resolve(rec.chrom)
+        if contig is None:
+            return rec.chrom, "unknown_contig"
+        length = self._lengths.get(contig)
+        if rec.start < 0 or (length is not None and rec.start + len(rec.ref) > length):
+            return contig, "out_of_bounds"
+        if not _BASES.match(rec.ref.upper()):
+            return contig, "invalid_bases"
+        if self.reference is None:
+            return contig, None
+        found = self.reference.fetch(contig, rec.start, rec.start + len(rec.ref)).upper()
+        if found == rec.ref.upper():
+            return contig, None
+        message = f"REF {rec.ref!r} at {rec.chrom}:{rec.pos} does not match the reference {found!r}"
+        if self.ref_policy == "error":
+            raise InconsistentDataError(message, path=self.path, line=line, record=rec.id,
+                                        hint="is the FASTA the reference of the calls? or skip mismatches")
+        if self.ref_policy == "skip":
+            return contig, "ref_mismatch"
+        self._mismatch = True
+        self.summary.ref_mismatch_warned += 1
+        if self.summary.ref_mismatch_warned <= 20:
+            logger.warning("%s: %s (kept, trimmed but not left-aligned)", self.path, message)
+        return contig, None
+
+    def _fetcher(self, contig: str) -> Fetch | None:
+        if self.reference is None:
+            return None
+        reference = self.reference
+        return lambda start, end: reference.fetch(contig, start, end).upper()
+
+    def close(self) -> None:
+        self._vcf.close()
+
+    def __enter__(self) -> VariantReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _allele_problem(ref: str, alt: str) -> str | None:
+    if alt == "*":
+        return "spanning_deletion"
+    if alt.startswith("<"):
+        return "symbolic"
+    if "[" in alt or "]" in alt or (len(alt) > 1 and (alt[0] == "." or alt[-1] == ".")):
+        return "breakend"
+    if not _BASES.match(alt):
+        return "invalid_bases"
+    return "alt_equals_ref" if alt == ref else None
+
+
+def read_variants(vcf: str | os.PathLike, fasta: Any = None, *, ref_policy: RefPolicy = "error",
+                  aliases: bool = False, left_align: bool = True) -> VariantReader:  # fmt: skip
+    """Normalized variants of a VCF/BCF, one per ALT allele.
+
+    Args:
+        vcf: VCF (plain or bgzipped) or BCF.
+        fasta: reference FASTA path or an object with ``fetch(contig, start, end)`` and ``lengths``; with it,
+            REF is checked, contigs and positions are validated and indels are left-aligned.
+        ref_policy: on a REF that disagrees with the reference: 'error' (InconsistentDataError), 'skip'
+            (counted as ``ref_mismatch``), 'warn' (logged and yielded, trimmed only).
+        aliases: match ``chr1``/``1`` and ``chrM``/``MT`` between the VCF and the reference.
+        left_align: left-align indels against the reference (trim only when False).
+    """
+    return VariantReader(vcf, fasta, ref_policy=ref_policy, aliases=aliases, left_align=left_align)
+
+
+def summarize_variants(path: str | os.PathLike, fasta: Any = None) -> dict[str, Any]:
+    """Records and alleles read, variants by type and contig, every skip reason with its count (REF mismatches
+    are a skip reason here: a summary reports, it does not abort)."""
+    reader = read_variants(path, fasta, ref_policy="skip")
+    for _ in reader:
+        pass
+    return reader.summary.as_dict()
