@@ -1,0 +1,40 @@
+"""``long_conv``: causal depthwise long convolution (Hyena's implicit filters), with backend dispatch."""
+
+from __future__ import annotations
+
+import torch
+
+from genolong.errors import UsageError
+from genolong.ops._backend import Backend, select_backend
+from genolong.ops._validate import expect_ndim, expect_shape
+from genolong.ops.long_conv.fft import long_conv_fft
+from genolong.ops.long_conv.reference import long_conv_reference
+
+__all__ = ["long_conv", "long_conv_fft", "long_conv_reference"]
+
+
+def long_conv(
+    u: torch.Tensor,
+    k: torch.Tensor,
+    skip: torch.Tensor | None = None,
+    *,
+    backend: Backend = "auto",
+) -> torch.Tensor:
+    """Causal depthwise convolution ``y[b,d,t] = sum_s k[d,s]·u[b,d,t-s] + skip[d]·u[b,d,t]``.
+
+    u (B, D, L), k (D, Lk) with 1 <= Lk <= L, skip (D,) or None. Returns (B, D, L) in u's dtype;
+    accumulates in float32 (float64 inputs stay float64).
+    backend: "auto" | "torch" (FFT) | "triton" | "reference" (direct sum); see genolong.ops._backend.
+    """
+    expect_ndim("long_conv", "u", u, 3, "(B, D, L)")
+    expect_ndim("long_conv", "k", k, 2, "(D, Lk)")
+    _, D, L = u.shape
+    if k.shape[0] != D or not 1 <= k.shape[1] <= L:
+        raise UsageError(
+            f"long_conv: k has shape {tuple(k.shape)}, expected (D={D}, Lk) with 1 <= Lk <= L={L}"
+        )
+    expect_shape("long_conv", "skip", skip, (D,))
+    chosen = select_backend("long_conv", backend, u, k, skip)
+    if chosen == "reference":
+        return long_conv_reference(u, k, skip)
+    return long_conv_fft(u, k, skip)

@@ -1,0 +1,107 @@
+"""Chunkwise-parallel mLSTM: matmuls inside chunks, the stabilized (C, n, m) recurrence between them.
+
+Unstabilized, the state is a decayed sum: C~_t = sum_s exp(F_t - F_s + i_s) v_s k_sᵀ (+ the decayed initial
+state), F the running sum of lf = logsigmoid(f_pre). The recurrence's stabilizer has the closed form
+
+    m_t = max(F_t - F_0 + m_0,  max_{s<=t} (F_t - F_s + i_s))
+
+so inside a chunk of Q steps (b_t = the chunk's running sum of lf, S = segsum(lf), log D[t,s] = S[t,s] + i_s):
+
+    m_t   = max(b_t + m_prev, max_s log D[t, s])              (exactly the recurrence's m_t)
+    num_t = exp(b_t + m_prev - m_t) · C_prev q_t + sum_s exp(log D[t,s] - m_t) (k_s·q_t) v_s
+    den_t = exp(b_t + m_prev - m_t) · n_prevᵀq_t + sum_s exp(log D[t,s] - m_t) (k_s·q_t)
+    h_t   = num_t / max(|den_t|, exp(-m_t))
+
+and every exponent is <= 0. Between chunks, (C, n, m) advance one chunk at a time from per-chunk summaries
+(their own stabilizer m_loc), so the final state equals the recurrence's, m included.
+
+Memory is O(L·Q) for the (Q, Q) masks and O(L/Q · Dv·Dk) for the chunk states: linear in L. Float32 inside.
+L is padded to whole chunks with q = k = v = 0, lf = 0 and i = -inf, steps that leave (C, n, m) unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from genolong.ops._chunking import pad_length, segsum
+from genolong.ops._precision import autocast_off, upcast
+from genolong.ops.mlstm.reference import MLSTMState, normalize, zero_state
+
+
+def _chunk_states(
+    state: MLSTMState,
+    log_to_end: torch.Tensor,
+    chunk_lf: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+) -> tuple[MLSTMState, MLSTMState]:
+    """The (C, n, m) entering every chunk, and the final one.
+
+    log_to_end (B, H, nc, Q): log weight of step s in its chunk's end state; chunk_lf (B, H, nc): the chunk's
+    summed lf; k (B, H, nc, Q, Dk), v (B, H, nc, Q, Dv).
+    """
+    m_loc = log_to_end.amax(dim=-1)  # (B, H, nc): the chunk's own stabilizer
+    w = torch.exp(log_to_end - m_loc[..., None])  # (B, H, nc, Q)
+    C_loc = torch.einsum("bhcs,bhcsv,bhcsk->bhcvk", w, v, k)  # (B, H, nc, Dv, Dk)
+    n_loc = torch.einsum("bhcs,bhcsk->bhck", w, k)  # (B, H, nc, Dk)
+    C, n, m = state
+    starts: list[MLSTMState] = []
+    # unbind, not [:, :, c]: indexing in a loop would make backward O(nc^2) (a full-size zero grad per step)
+    per_chunk = (t.unbind(2) for t in (chunk_lf, m_loc, C_loc, n_loc))
+    for lf_c, m_loc_c, C_loc_c, n_loc_c in zip(*per_chunk, strict=True):
+        starts.append((C, n, m))
+        m_new = torch.maximum(lf_c + m, m_loc_c)  # (B, H)
+        f = torch.exp(lf_c + m - m_new)  # (B, H)
+        g = torch.exp(m_loc_c - m_new)  # (B, H)
+        C = f[..., None, None] * C + g[..., None, None] * C_loc_c  # (B, H, Dv, Dk)
+        n = f[..., None] * n + g[..., None] * n_loc_c  # (B, H, Dk)
+        m = m_new
+    C_start, n_start, m_start = (torch.stack(s, dim=2) for s in zip(*starts, strict=True))
+    return (C_start, n_start, m_start), (C, n, m)
+
+
+@autocast_off
+def mlstm_chunked(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    i_pre: torch.Tensor,
+    f_pre: torch.Tensor,
+    initial_state: MLSTMState | None = None,
+    return_final_state: bool = False,
+    chunk_size: int = 64,
+) -> torch.Tensor | tuple[torch.Tensor, MLSTMState]:
+    """Chunked mLSTM, same contract as ``mlstm_reference``; ``chunk_size`` is Q (any value >= 1)."""
+    Bsz, H, L, Dk = q.shape
+    Dv = v.shape[-1]
+    Q = min(chunk_size, L)
+    nc = -(-L // Q)
+
+    def chunks(t: torch.Tensor, value: float = 0.0) -> torch.Tensor:  # (B, H, L, ...) -> (B, H, nc, Q, ...)
+        t = pad_length(t, dim=2, multiple=Q, value=value)
+        return t.reshape(Bsz, H, nc, Q, *t.shape[3:])
+
+    qc = chunks(upcast(q))  # (B, H, nc, Q, Dk)
+    kc = chunks(upcast(k) * Dk**-0.5)  # (B, H, nc, Q, Dk)
+    vc = chunks(upcast(v))  # (B, H, nc, Q, Dv)
+    ic = chunks(upcast(i_pre), value=float("-inf"))  # (B, H, nc, Q)
+    lfc = chunks(F.logsigmoid(upcast(f_pre)))  # (B, H, nc, Q)
+
+    b = lfc.cumsum(dim=-1)  # (B, H, nc, Q): lf summed from the chunk start to t
+    log_D = segsum(lfc) + ic[..., None, :]  # (B, H, nc, Q, Q): log weight of step s at step t, -inf for s > t
+    state = zero_state(q, Dv) if initial_state is None else tuple(upcast(s) for s in initial_state)
+    (C0, n0, m0), final = _chunk_states(state, log_D[..., -1, :], b[..., -1], kc, vc)
+
+    m = torch.maximum(b + m0[..., None], log_D.amax(dim=-1))  # (B, H, nc, Q): the recurrence's m_t
+    g = torch.exp(b + m0[..., None] - m)  # (B, H, nc, Q): weight of the state entering the chunk
+    scores = (qc @ kc.transpose(-1, -2)) * torch.exp(log_D - m[..., None])  # (B, H, nc, Q, Q)
+    num = scores @ vc + g[..., None] * torch.einsum("bhcvk,bhctk->bhctv", C0, qc)  # (B, H, nc, Q, Dv)
+    den = scores.sum(-1) + g * torch.einsum("bhck,bhctk->bhct", n0, qc)  # (B, H, nc, Q)
+
+    # drop the padding before dividing (padded rows have q = 0, i.e. 0 / 0)
+    num = num.reshape(Bsz, H, nc * Q, Dv)[:, :, :L]  # (B, H, L, Dv)
+    den = den.reshape(Bsz, H, nc * Q)[:, :, :L]  # (B, H, L)
+    m = m.reshape(Bsz, H, nc * Q)[:, :, :L]  # (B, H, L)
+    h = normalize(num, den, m).to(q.dtype)  # (B, H, L, Dv)
+    return (h, final) if return_final_state else h

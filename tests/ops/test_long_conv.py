@@ -1,0 +1,114 @@
+"""long_conv: the direct-sum reference against F.conv1d, the FFT path against both, outputs and gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from genolong.errors import UsageError
+from genolong.ops import long_conv
+from genolong.ops.long_conv.fft import fft_size, long_conv_fft
+from genolong.ops.long_conv.reference import long_conv_reference
+from tests.ops.helpers import assert_close, assert_same_outputs_and_grads
+
+
+def conv1d_causal(u: torch.Tensor, k: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
+    """The same convolution by torch's direct conv1d (a cross-correlation, hence the flipped kernel)."""
+    D, Lk = k.shape
+    y = F.conv1d(F.pad(u.double(), (Lk - 1, 0)), k.double().flip(-1)[:, None], groups=D)  # (B, D, L)
+    if skip is not None:
+        y = y + skip.double()[:, None] * u.double()
+    return y
+
+
+def make(B: int, D: int, L: int, Lk: int, dtype=torch.float32, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    u = torch.randn(B, D, L, generator=g).to(dtype)
+    k = (torch.randn(D, Lk, generator=g) / Lk**0.5).to(dtype)
+    skip = torch.randn(D, generator=g).to(dtype)
+    return u, k, skip
+
+
+@pytest.mark.parametrize(("L", "Lk"), [(1, 1), (63, 63), (63, 5), (1000, 1000), (1000, 17)])
+def test_reference_matches_conv1d(L, Lk):
+    u, k, skip = make(2, 3, L, Lk)
+    assert_close(long_conv_reference(u, k, skip), conv1d_causal(u, k, skip), 1e-5, "reference vs conv1d")
+    assert_close(long_conv_reference(u, k, None), conv1d_causal(u, k, None), 1e-5, "no skip")
+
+
+@pytest.mark.parametrize(("L", "Lk"), [(1, 1), (63, 63), (63, 5), (1000, 1000), (1000, 17), (257, 256)])
+def test_fft_matches_conv1d(L, Lk):
+    u, k, skip = make(2, 3, L, Lk, seed=1)
+    assert_close(long_conv_fft(u, k, skip), conv1d_causal(u, k, skip), 1e-5, "fft vs conv1d")
+
+
+@pytest.mark.parametrize(("L", "Lk"), [(1, 1), (63, 40), (300, 300)])
+@pytest.mark.parametrize("with_skip", [True, False])
+def test_fft_grads_match_reference(L, Lk, with_skip):
+    u, k, skip = make(2, 3, L, Lk, seed=2)
+    assert_same_outputs_and_grads(
+        lambda u, k, s: long_conv(u, k, s, backend="torch"),
+        lambda u, k, s: long_conv(u, k, s, backend="reference"),
+        [u, k, skip if with_skip else None],
+        tol=1e-5,
+        names=["u", "k", "skip"],
+    )
+
+
+@pytest.mark.parametrize(("L", "Lk"), [(63, 63), (200, 31)])
+def test_bf16_inputs(L, Lk):
+    u, k, skip = make(2, 4, L, Lk, dtype=torch.bfloat16, seed=3)
+    y = long_conv(u, k, skip)
+    assert y.dtype == torch.bfloat16
+    assert_same_outputs_and_grads(
+        lambda u, k, s: long_conv(u, k, s, backend="torch"),
+        lambda u, k, s: long_conv(u, k, s, backend="reference"),
+        [u, k, skip],
+        tol=2e-2,
+        names=["u", "k", "skip"],
+    )
+
+
+def test_causal():
+    u, k, skip = make(1, 2, 100, 100, seed=4)
+    u2 = u.clone()
+    u2[..., 60:] = torch.randn(1, 2, 40)
+    assert_close(long_conv(u2, k, skip)[..., :60], long_conv(u, k, skip)[..., :60], 1e-6, "prefix")
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    B=st.integers(1, 2),
+    D=st.integers(1, 4),
+    L=st.integers(1, 130),
+    frac=st.floats(0.0, 1.0),
+    with_skip=st.booleans(),
+)
+def test_random_shapes(B, D, L, frac, with_skip):
+    Lk = max(1, round(frac * L))
+    u, k, skip = make(B, D, L, Lk, seed=L)
+    skip = skip if with_skip else None
+    assert_close(long_conv(u, k, skip), conv1d_causal(u, k, skip), 1e-5, "fft vs conv1d")
+
+
+@given(n=st.integers(1, 1 << 20))
+def test_fft_size_is_smooth_and_big_enough(n):
+    m = fft_size(n)
+    assert n <= m <= 2 * n or m == 1
+    for p in (2, 3, 5):
+        while m % p == 0:
+            m //= p
+    assert m == 1
+
+
+def test_shape_errors():
+    u, k, skip = make(1, 3, 10, 10)
+    with pytest.raises(UsageError, match="long_conv"):
+        long_conv(u, torch.randn(3, 11))  # Lk > L
+    with pytest.raises(UsageError, match="long_conv"):
+        long_conv(u, torch.randn(2, 5))
+    with pytest.raises(UsageError, match="skip"):
+        long_conv(u, k, torch.randn(4))
