@@ -34,6 +34,7 @@ def inspect(path: str, fasta: str | None = None, json: bool = False) -> None:
 
 
 def evaluate(
+    *,
     model: str,
     fasta: str,
     regions: list[str] | None = None,

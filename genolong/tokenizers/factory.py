@@ -39,7 +39,9 @@ def load_tokenizer(path: str | os.PathLike) -> Any:
     """The tokenizer saved in a ``save_pretrained`` directory."""
     from transformers import AutoTokenizer
 
-    import genolong.tokenizers  # noqa: F401  (registers the classes with AutoTokenizer)
+    from genolong.tokenizers.registration import register_auto_classes
+
+    register_auto_classes()  # AutoTokenizer must know the classes before it reads tokenizer_config.json
 
     if not os.path.exists(os.path.join(path, "tokenizer_config.json")):
         raise InputMissingError("no tokenizer_config.json: not a saved genolong tokenizer", path=path)
@@ -60,7 +62,8 @@ def model_config_fields(tokenizer: Any) -> dict[str, Any]:
 
 def base_token_ids(tokenizer: Any) -> list[int]:
     """Ids of tokens made only of A/C/G/T: the tokens a language model is scored on."""
-    return [i for token, i in tokenizer.get_vocab().items() if token and set(token) <= set("ACGT")]
+    # codon tokens of minus-strand CDS are written "-XYZ"
+    return [i for token, i in tokenizer.get_vocab().items() if token and set(token.lstrip("-")) <= set("ACGT")]
 
 
 def canonical_base_ids(tokenizer: Any) -> list[int]:
