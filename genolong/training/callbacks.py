@@ -60,7 +60,7 @@ class NonFiniteGuard(L.Callback):
             pl_module.log("train/skipped_nonfinite_steps", float(self.skipped_steps))
             return
         path = checkpoint_dir(trainer) / "nonfinite-last-good.ckpt"
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)
         raise NonFiniteError(
             f"non-finite {what} at step {trainer.global_step}; the last good weights are in {path}",
             hint="lower the learning rate, enable gradient clipping, or set the non-finite policy to 'skip'",
@@ -76,7 +76,7 @@ class InterruptCheckpoint(L.Callback):
         if code is None:
             return
         path = checkpoint_dir(trainer) / "interrupted.ckpt"
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)
         log.warning("interrupted at step %d: checkpoint saved to %s", trainer.global_step, path)
         raise SystemExit(code)
 

@@ -34,7 +34,7 @@ class GenoLongLightningCLI(LightningCLI):
         trainer = self.trainer
         if trainer.state.finished and not trainer.fast_dev_run:
             path = checkpoint_dir(trainer) / "last.ckpt"
-            trainer.save_checkpoint(path)
+            trainer.save_checkpoint(path, weights_only=False)
             log.info("final checkpoint: %s", path)
 
     def _instantiate_trainer(self, config: dict, callbacks: list) -> Any:
