@@ -27,9 +27,12 @@ from genolong.errors import UsageError
 Backend = Literal["auto", "torch", "triton", "reference"]
 BACKENDS: tuple[str, ...] = ("auto", "torch", "triton", "reference")
 
-# Operators that have a Triton kernel. Empty until the Triton kernels land (a later issue adds the names here
-# and a branch in the op's dispatch).
-TRITON_KERNELS: frozenset[str] = frozenset()
+# Operators that have a Triton kernel (long_conv has none yet: its fast path is the FFT in PyTorch).
+TRITON_KERNELS: frozenset[str] = frozenset({"short_conv", "ssd_scan", "mlstm"})
+# Kernels that "auto" may choose: those whose parity tests have passed on a real GPU, not only under the
+# interpreter. Empty until a GPU run validates them; until then Triton runs only when asked for explicitly.
+GPU_VALIDATED_KERNELS: frozenset[str] = frozenset()
+TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
 @lru_cache(maxsize=1)
@@ -56,7 +59,9 @@ def select_backend(op: str, backend: str, *tensors: torch.Tensor | None) -> str:
     on_cuda = all(t.is_cuda for t in tensors if t is not None)
     has_kernel = op in TRITON_KERNELS
     if backend == "auto":
-        return "triton" if has_kernel and on_cuda and triton_importable() else "torch"
+        dtypes_ok = all(t.dtype in TRITON_DTYPES for t in tensors if t is not None and t.is_floating_point())
+        use = op in GPU_VALIDATED_KERNELS and on_cuda and dtypes_ok and triton_importable()
+        return "triton" if use else "torch"
     if backend != "triton":
         return backend
     if not has_kernel:

@@ -150,8 +150,14 @@ def test_causal():
     with_state=st.booleans(),
 )
 def test_random_shapes(B, H, L, Dk, Dv, chunk_size, with_state):
+    # The spec is evaluated in float64: at random shapes the float32 recurrence itself rounds gradients by
+    # more than the chunked path does (the max(|n.q|, exp(-m)) switch amplifies it).
     inputs = make(B=B, H=H, L=L, Dk=Dk, Dv=Dv, seed=L * 97 + chunk_size, with_state=with_state)
-    assert_same_outputs_and_grads(fast(chunk_size), ref, inputs, tol=2e-5, grad_tol=1e-4, names=NAMES)
+
+    def ref64(*tensors):
+        return ref(*(None if t is None else t.double() for t in tensors))
+
+    assert_same_outputs_and_grads(fast(chunk_size), ref64, inputs, tol=2e-5, grad_tol=1e-4, names=NAMES)
 
 
 def test_shape_errors():

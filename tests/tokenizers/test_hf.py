@@ -147,13 +147,3 @@ def test_pickle_copy_and_fixed_vocabulary():
             assert clone.encode("ACGTNACGTA").tolist() == tok.encode("ACGTNACGTA").tolist()
         with pytest.raises(TokenizerUsageError, match="fixed vocabulary"):
             tok.add_tokens(["XYZ"])
-
-
-def test_alphabet_import_stays_light():
-    code = (
-        "import sys, genolong.tokenizers.alphabet\n"
-        "print(sorted({'transformers', 'torch'} & set(sys.modules)))"
-    )
-    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == "[]"

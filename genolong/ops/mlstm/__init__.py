@@ -54,6 +54,10 @@ def mlstm(
     expect_chunk_size(op, chunk_size)
     state = tuple(initial_state) if initial_state is not None else ()
     chosen = select_backend(op, backend, q, k, v, i_pre, f_pre, *state)
+    if chosen == "triton":  # imported here: Triton loads only when asked for
+        from genolong.ops.mlstm.triton import mlstm_triton
+
+        return mlstm_triton(q, k, v, i_pre, f_pre, initial_state, return_final_state, chunk_size=chunk_size)
     if chosen == "reference":
         return mlstm_reference(q, k, v, i_pre, f_pre, initial_state, return_final_state)
     return mlstm_chunked(q, k, v, i_pre, f_pre, initial_state, return_final_state, chunk_size=chunk_size)

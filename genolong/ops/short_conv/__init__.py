@@ -38,6 +38,10 @@ def short_conv(
         )
     expect_shape("short_conv", "bias", bias, (D,))
     chosen = select_backend("short_conv", backend, x, w, bias)
+    if chosen == "triton":  # imported here: Triton loads only when asked for
+        from genolong.ops.short_conv.triton import short_conv_triton
+
+        return short_conv_triton(x, w, bias)
     if chosen == "reference":
         return short_conv_reference(x, w, bias)
     return short_conv_conv1d(x, w, bias)

@@ -54,6 +54,10 @@ def ssd_scan(
     expect_shape(op, "initial_state", initial_state, (Bt, H, P, N))
     expect_chunk_size(op, chunk_size)
     chosen = select_backend(op, backend, x, dt, A, B, C, D, initial_state)
+    if chosen == "triton":  # imported here: Triton loads only when asked for
+        from genolong.ops.ssd.triton import ssd_scan_triton
+
+        return ssd_scan_triton(x, dt, A, B, C, D, initial_state, return_final_state, chunk_size=chunk_size)
     if chosen == "reference":
         return ssd_scan_reference(x, dt, A, B, C, D, initial_state, return_final_state)
     return ssd_scan_chunked(x, dt, A, B, C, D, initial_state, return_final_state, chunk_size=chunk_size)
