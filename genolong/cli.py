@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json as jsonlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
 from typing import Any
 
-from genolong.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, GenoLongError
+from genolong.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, GenoLongError, UsageError
 
 
 def inspect(path: str, fasta: str | None = None, json: bool = False) -> None:
@@ -63,6 +64,7 @@ def evaluate(
     """
     from genolong.pipelines.evaluate import evaluate_language_model
 
+    _check_writable(output)
     result = evaluate_language_model(
         model, fasta, regions, train_regions, length, stride, batch_size=batch_size, device=device
     )
@@ -143,6 +145,28 @@ def _bare_flags_to_true(args: list[str]) -> list[str]:
     return out
 
 
+def _check_writable(path: str | None) -> None:
+    """Fail before long work, not after it, when an output file cannot be written."""
+    if path is None:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise UsageError("cannot write the output here: its folder does not exist or is read-only", path=path)
+
+
+def _genolong_cause(error: BaseException) -> GenoLongError | None:
+    """The GenoLongError behind ``error``: itself, or one it was raised from (jsonargparse wraps errors raised
+    while it instantiates a config's classes)."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, GenoLongError):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 def _configure_logging() -> None:
     """genolong's own log lines on stderr; Lightning configures its loggers itself."""
     logger = logging.getLogger("genolong")
@@ -173,9 +197,12 @@ def main(argv: list[str] | None = None) -> None:
 
             return run_lightning_cli(argv)
         CLI(COMMANDS, args=_bare_flags_to_true(args), prog="genolong", description=DESCRIPTION)
-    except GenoLongError as error:
-        print(f"genolong: error: {error}", file=sys.stderr)
-        sys.exit(error.exit_code)
+    except Exception as error:  # noqa: BLE001 - a GenoLongError may arrive wrapped (jsonargparse, Lightning)
+        cause = _genolong_cause(error)
+        if cause is None:
+            raise
+        print(f"genolong: error: {cause}", file=sys.stderr)
+        sys.exit(cause.exit_code)
     except KeyboardInterrupt:
         print("genolong: interrupted", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)

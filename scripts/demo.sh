@@ -5,7 +5,7 @@
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
 OUT=${DEMO_OUT:-demo_out}
-STEPS=${DEMO_STEPS:-400}
+STEPS=${DEMO_STEPS:-200}
 mkdir -p "$OUT"
 gl() { "$PYTHON" -m genolong "$@"; }
 

@@ -98,19 +98,18 @@ class GenomeWindows(Dataset):
         return len(self.windows) if self.sampling == "tile" else self.samples_per_epoch
 
     def _tile(self) -> list[Region]:
+        if self.stride > self.length:
+            raise UsageError(f"tiling stride {self.stride} > window length {self.length} would leave bases out")
         windows = []
         for region in self.regions:
-            start = region.start
-            while True:
-                end = min(start + self.length, region.end)
-                window = Region(region.contig, start, end)
+            for start in range(region.start, region.end, self.stride):
+                window = Region(region.contig, start, min(start + self.length, region.end))
                 if n_fraction(self._fasta.fetch(*_span(window))) > self.max_n_fraction:
                     self.skipped["n_fraction"] += 1
                 else:
                     windows.append(window)
-                if end == region.end:
+                if window.end == region.end:
                     break
-                start += self.stride
         if not windows:
             raise InconsistentDataError(
                 f"every window of the regions has more than {self.max_n_fraction:.0%} N",
@@ -122,9 +121,9 @@ class GenomeWindows(Dataset):
         rng = np.random.default_rng([self.seed, int(index)])
         if self.sampling == "tile":
             window, redraws = self._shifted(self.windows[index % len(self.windows)], rng), 0
+            seq = self._fasta.fetch(*_span(window))
         else:
-            window, redraws = self._draw(rng)
-        seq = self._fasta.fetch(*_span(window))
+            window, seq, redraws = self._draw(rng)
         minus = bool(self.reverse_complement and rng.random() < 0.5)
         if minus:
             seq = reverse_complement(seq)
@@ -138,14 +137,16 @@ class GenomeWindows(Dataset):
             "redraws": redraws,
         }
 
-    def _draw(self, rng: np.random.Generator) -> tuple[Region, int]:
+    def _draw(self, rng: np.random.Generator) -> tuple[Region, str, int]:
+        """(window, its sequence, number of windows redrawn for too many N)."""
         for redraws in range(MAX_REDRAWS):
             region = self.regions[rng.choice(len(self.regions), p=self._region_p)]
             span = min(self.length, region.length)
             start = region.start + int(rng.integers(0, region.length - span + 1))
             window = Region(region.contig, start, start + span)
-            if n_fraction(self._fasta.fetch(*_span(window))) <= self.max_n_fraction:
-                return window, redraws
+            seq = self._fasta.fetch(*_span(window))
+            if n_fraction(seq) <= self.max_n_fraction:
+                return window, seq, redraws
         raise InconsistentDataError(
             f"{MAX_REDRAWS} random windows in a row had more than {self.max_n_fraction:.0%} N; "
             "choose regions with more sequence",

@@ -5,7 +5,8 @@ of their index (:class:`genolong.data.datasets.GenomeWindows`) draws fresh windo
 state shared with DataLoader workers. Shuffling is a permutation seeded by ``(seed, epoch)``.
 
 The position saved is the number of samples the *training loop consumed*, not the number the DataLoader
-prefetched: the data module advances it from ``on_train_batch_end``.
+prefetched: the data module advances it from ``on_before_batch_transfer``, which Lightning calls once for each
+batch the training loop takes (inside the loop's ``advance``), not for batches a loader prefetched.
 """
 
 from __future__ import annotations

@@ -168,6 +168,13 @@ class GenoLongForCausalLM(GenoLongPreTrainedModel, GenerationMixin):
         **kwargs,
     ) -> CausalLMOutputWithPast | tuple:
         """labels (B, L): the input ids themselves (shifted inside), -100 = ignored."""
+        decoding = bool(use_cache) or past_key_values is not None
+        if decoding and attention_mask is not None and not bool(attention_mask.all()):
+            # Hyena, Mamba2 and mLSTM states would absorb the padding; only attention could mask it.
+            raise UsageError(
+                "generation with a cache needs prompts of equal length (no padding)",
+                hint="generate prompt by prompt, or trim the prompts to the same length",
+            )
         out = self.model(
             input_ids,
             attention_mask,

@@ -57,6 +57,9 @@ def _from_lightning_checkpoint(path: Path, kind: str) -> tuple[Any, Any, dict]:
     hparams = dict(checkpoint.get("hyper_parameters", {}))
     if "preset" not in hparams:
         raise UsageError("this checkpoint was not written by a genolong training module", path=path)
+    objective = hparams.get("objective", "causal")
+    if objective != kind:
+        raise UsageError(f"this checkpoint holds a {objective} language model; a {kind} one is needed", path=path)
     module = LanguageModelModule(**{k: v for k, v in hparams.items() if not k.startswith("_")})
     module.load_state_dict(checkpoint["state_dict"])
     meta = {"module": hparams, "data": dict(checkpoint.get("datamodule_hyper_parameters", {}))}
@@ -75,15 +78,13 @@ def export_pretrained(checkpoint: str | os.PathLike, output_dir: str | os.PathLi
     """Write a Lightning checkpoint as a ``save_pretrained`` directory (weights, config, tokenizer)."""
     if Path(checkpoint).is_dir():
         raise UsageError("expected a Lightning .ckpt file, got a directory", path=checkpoint)
-    model, tokenizer, meta = load_model(checkpoint, "causal" if _objective(checkpoint) == "causal" else "masked")
+    from genolong.training.checkpoints import load_checkpoint_safely
+
+    objective = load_checkpoint_safely(checkpoint).get("hyper_parameters", {}).get("objective", "causal")
+    model, tokenizer, _ = load_model(checkpoint, objective)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
 
-
-def _objective(checkpoint: str | os.PathLike) -> str:
-    from genolong.training.checkpoints import load_checkpoint_safely
-
-    return load_checkpoint_safely(checkpoint).get("hyper_parameters", {}).get("objective", "causal")

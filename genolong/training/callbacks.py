@@ -5,7 +5,7 @@
   :class:`genolong.errors.NonFiniteError` (exit code 7); ``skip`` drops the step (gradients cleared, so AdamW
   leaves weights and moments untouched) and counts it.
 * ``InterruptCheckpoint``: Lightning turns SIGTERM into an exception at the next batch boundary; on it (and on
-  Ctrl-C) this saves ``interrupted.ckpt`` and exits 143 (SIGTERM) or 130 (SIGINT). Lightning writes
+  Ctrl-C) this saves ``interrupted.ckpt``; the CLI then exits 143 (SIGTERM) or 130 (SIGINT). Lightning writes
   checkpoints through a temporary file, so an interrupted save never destroys the previous one.
 """
 
@@ -68,7 +68,13 @@ class NonFiniteGuard(L.Callback):
 
 
 class InterruptCheckpoint(L.Callback):
-    """Save ``interrupted.ckpt`` on SIGTERM/SIGINT, then exit 143/130."""
+    """Save ``interrupted.ckpt`` on SIGTERM/SIGINT and remember the exit code (143/130) the CLI should use.
+
+    The exit itself is left to the caller, after Lightning has finished its own shutdown (loggers flushed,
+    workers and process groups torn down).
+    """
+
+    exit_code: int | None = None  # of the last interruption in this process; read by the CLI
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         codes = {SIGTERMException: EXIT_TERMINATED, KeyboardInterrupt: EXIT_INTERRUPTED}
@@ -78,5 +84,4 @@ class InterruptCheckpoint(L.Callback):
         path = checkpoint_dir(trainer) / "interrupted.ckpt"
         trainer.save_checkpoint(path, weights_only=False)
         log.warning("interrupted at step %d: checkpoint saved to %s", trainer.global_step, path)
-        raise SystemExit(code)
-
+        InterruptCheckpoint.exit_code = code

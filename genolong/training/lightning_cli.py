@@ -2,7 +2,8 @@
 
 Configs name the module and data module by class path (see ``configs/``); any field can be overridden on the
 command line, e.g. ``genolong fit --config configs/hyena/tiny.yaml --data.fasta my.fa --trainer.max_steps 100``.
-Always added: the non-finite guard (``--nonfinite.policy stop|skip``), the interrupt checkpoint, periodic and
+Metrics are written as CSV under ``trainer.default_root_dir`` unless the config names a logger. Always added: the
+non-finite guard (``--nonfinite.policy stop|skip``), the interrupt checkpoint, periodic and
 last checkpoints (``--checkpoint.*``), safe checkpoint loading, and per-epoch reloading of training data
 (the length curriculum changes windows between epochs).
 """
@@ -10,11 +11,14 @@ last checkpoints (``--checkpoint.*``), safe checkpoint loading, and per-epoch re
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from genolong.training.callbacks import InterruptCheckpoint, NonFiniteGuard, checkpoint_dir
 from genolong.training.checkpoints import SafeCheckpointIO
@@ -38,6 +42,9 @@ class GenoLongLightningCLI(LightningCLI):
             log.info("final checkpoint: %s", path)
 
     def _instantiate_trainer(self, config: dict, callbacks: list) -> Any:
+        # Metrics go to CSV under the run's folder unless the config names a logger (no TensorBoard needed).
+        if config.get("logger") in (None, True):
+            config["logger"] = CSVLogger(config.get("default_root_dir") or ".")
         # Checkpoints are always loaded as plain data unless the config brings its own checkpoint I/O.
         plugins = list(config.get("plugins") or [])
         if not any(isinstance(p, CheckpointIO) for p in plugins):
@@ -46,10 +53,20 @@ class GenoLongLightningCLI(LightningCLI):
 
 
 def run_lightning_cli(args: list[str] | None = None) -> None:
-    """Run ``fit|validate|test|predict ...``; ``args=None`` reads the command line."""
-    GenoLongLightningCLI(
-        args=args,
-        trainer_defaults={"reload_dataloaders_every_n_epochs": 1},
-        save_config_kwargs={"overwrite": True},
-        parser_kwargs={"prog": "genolong"},
-    )
+    """Run ``fit|validate|test|predict ...``; ``args=None`` reads the command line.
+
+    An interrupted run exits 143 (SIGTERM) or 130 (SIGINT) once Lightning has shut down, after
+    :class:`InterruptCheckpoint` saved its checkpoint.
+    """
+    InterruptCheckpoint.exit_code = None
+    try:
+        GenoLongLightningCLI(
+            args=args,
+            trainer_defaults={"reload_dataloaders_every_n_epochs": 1},
+            save_config_kwargs={"overwrite": True},
+            parser_kwargs={"prog": "genolong"},
+        )
+    except (SIGTERMException, KeyboardInterrupt, SystemExit):
+        if InterruptCheckpoint.exit_code is None:
+            raise
+        sys.exit(InterruptCheckpoint.exit_code)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import SumMetric
 
-from genolong.errors import UsageError
+from genolong.errors import InconsistentDataError, UsageError
 from genolong.training.optim import configure_adamw
 
 LN2 = math.log(2.0)
@@ -78,27 +78,25 @@ class LanguageModelModule(L.LightningModule):
         self.val_bits, self.val_count = SumMetric(), SumMetric()
         self.test_bits, self.test_count = SumMetric(), SumMetric()
 
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids=input_ids).logits  # (B, T, V)
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, T, V)
 
-    def lm_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(summed loss in nats, number of scored positions) of a batch."""
-        ids = batch["input_ids"]  # (B, T)
-        valid = batch["attention_mask"] & self.scored[ids]  # (B, T)
+    def lm_loss(self, batch: dict[str, Any], draw: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """(summed loss in nats, number of scored positions) of a batch; ``draw`` seeds the masked-LM mask."""
+        ids, attention = batch["input_ids"], batch["attention_mask"]  # (B, T)
+        valid = attention & self.scored[ids]  # (B, T)
         if self.hparams.objective == "causal":
-            logits = self(ids)[:, :-1]  # (B, T-1, V)
+            logits = self(ids, attention)[:, :-1]  # (B, T-1, V)
             targets, weight = ids[:, 1:], valid[:, 1:]
         else:
-            corrupted, weight = self._mask(ids, valid)
-            logits, targets = self(corrupted), ids
+            corrupted, weight = self._mask(ids, valid, draw)
+            logits, targets = self(corrupted, attention), ids
         nats = F.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none")  # (B, T')
         return (nats * weight).sum(), weight.sum()
 
-    def _mask(self, ids: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """BERT-style corruption; the draw depends only on (seed, global step, rank), so resumes replay it."""
-        gen = torch.Generator(device="cpu").manual_seed(
-            hash((self.hparams.seed, self.global_step, self.global_rank)) % 2**63
-        )
+    def _mask(self, ids: torch.Tensor, valid: torch.Tensor, draw: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """BERT-style corruption; the draw depends only on (seed, draw, rank), so resumes replay it."""
+        gen = torch.Generator(device="cpu").manual_seed(hash((self.hparams.seed, draw, self.global_rank)) % 2**63)
         u = torch.rand(ids.shape, generator=gen).to(ids.device)  # (B, T)
         chosen = valid & (u < self.hparams.mask_probability)
         kind = torch.rand(ids.shape, generator=gen).to(ids.device)
@@ -107,8 +105,18 @@ class LanguageModelModule(L.LightningModule):
         corrupted = torch.where(chosen & (kind >= 0.8) & (kind < 0.9), random_base, corrupted)
         return corrupted, chosen
 
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        data_tokenizer = getattr(datamodule, "tokenizer", None)
+        if data_tokenizer is not None and data_tokenizer.get_vocab() != self.tokenizer.get_vocab():
+            raise InconsistentDataError(
+                f"the data are tokenized with {datamodule.hparams.tokenizer!r} but the model with "
+                f"{self.hparams.tokenizer!r}",
+                hint="give model and data the same tokenizer spec",
+            )
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        nats, count = self.lm_loss(batch)
+        nats, count = self.lm_loss(batch, draw=self.global_step * 65_536 + batch_idx)
         loss = nats / count.clamp(min=1)
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/bits_per_base", loss / LN2)
@@ -116,7 +124,7 @@ class LanguageModelModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        nats, count = self.lm_loss(batch)
+        nats, count = self.lm_loss(batch, draw=-1 - batch_idx)  # the same masks at every validation
         self.val_bits.update(nats / LN2)
         self.val_count.update(count)
 
@@ -126,7 +134,7 @@ class LanguageModelModule(L.LightningModule):
         self.val_count.reset()
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        nats, count = self.lm_loss(batch)
+        nats, count = self.lm_loss(batch, draw=-1 - batch_idx)
         self.test_bits.update(nats / LN2)
         self.test_count.update(count)
 

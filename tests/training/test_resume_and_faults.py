@@ -9,6 +9,8 @@ import lightning as L
 import pytest
 import torch
 
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
 from genolong.data.datamodule import GenomeDataModule
 from genolong.errors import NonFiniteError, UnsafeCheckpointError
 from genolong.training.callbacks import InterruptCheckpoint, NonFiniteGuard
@@ -76,9 +78,9 @@ def test_resume_after_sigterm_is_exact(ecoli_fasta, tmp_path):
     # Interrupted by a real SIGTERM after step 4 (mid-epoch, second curriculum stage), then resumed.
     first = RecordLosses()
     module, data, trainer = make(ecoli_fasta, tmp_path / "run", [first, SigtermAtStep(4), InterruptCheckpoint()], num_workers=1)
-    with pytest.raises(SystemExit) as stopped:
+    with pytest.raises(SIGTERMException):
         trainer.fit(module, data)
-    assert stopped.value.code == 143
+    assert InterruptCheckpoint.exit_code == 143
     ckpt = tmp_path / "run" / "checkpoints" / "interrupted.ckpt"
     assert ckpt.exists()
 
@@ -104,13 +106,37 @@ class PoisonAtStep(L.Callback):
                 pl_module.model.get_input_embeddings().weight[5, 0] = float("nan")
 
 
+class InfiniteLossAtStep(L.Callback):
+    """Records the weights before step ``step``, whose loss the module then makes infinite."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step:
+            self.before = {k: v.clone() for k, v in pl_module.state_dict().items()}
+            pl_module.loss_scale = float("inf")
+
+
+class ScaledLossModule(LanguageModelModule):
+    loss_scale = 1.0
+
+    def training_step(self, batch, batch_idx):
+        return super().training_step(batch, batch_idx) * self.loss_scale
+
+
 def test_nonfinite_stop_saves_last_good_weights(ecoli_fasta, tmp_path):
-    module, data, trainer = make(ecoli_fasta, tmp_path, [PoisonAtStep(2), NonFiniteGuard("stop")])
+    _, data, trainer = make(ecoli_fasta, tmp_path, [poison := InfiniteLossAtStep(2), NonFiniteGuard("stop")])
+    L.seed_everything(0)
+    module = ScaledLossModule(preset="tiny-hyena", model_overrides={"d_model": 32}, lr=3e-3, warmup_steps=2)
     with pytest.raises(NonFiniteError) as error:
         trainer.fit(module, data)
-    assert error.value.exit_code == 7
+    assert error.value.exit_code == 7 and "loss" in str(error.value)
     saved = load_checkpoint_safely(tmp_path / "checkpoints" / "nonfinite-last-good.ckpt")
     assert saved["global_step"] == 2
+    for name, value in saved["state_dict"].items():
+        assert value.isfinite().all(), name
+        assert torch.equal(value, poison.before[name]), name
 
 
 def test_nonfinite_skip_leaves_weights_untouched(ecoli_fasta, tmp_path):

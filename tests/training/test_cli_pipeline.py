@@ -1,0 +1,78 @@
+"""fit -> export -> evaluate through the command line, and the errors a user meets on the way."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import REPO
+
+TINY = REPO / "configs" / "hyena" / "tiny.yaml"
+QUICK = [
+    "--model.init_args.model_overrides", '{"mixers": "hyena*2", "d_model": 32}',
+    "--trainer.max_steps", "3", "--data.init_args.tokens_per_step", "1024",
+    "--data.init_args.val_regions", '["MIIJ01000039.1:199001-200000"]', "--trainer.enable_progress_bar", "false",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny causal model trained for 3 steps on the bundled genome (barely better than chance), exported."""
+    from tests.conftest import run_cli
+
+    root = tmp_path_factory.mktemp("run")
+    out = run_cli("fit", "--config", TINY, *QUICK, "--trainer.default_root_dir", root,
+                  "--checkpoint.dirpath", root / "ckpt", cwd=REPO)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    ckpt = root / "ckpt" / "last.ckpt"
+    assert ckpt.exists()
+    exported = run_cli("export", ckpt, root / "model", cwd=REPO)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    return ckpt, root / "model"
+
+
+def test_exported_model_loads_through_transformers(trained):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    import genolong  # noqa: F401  (registers the classes)
+
+    _, model_dir = trained
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    ids = torch.as_tensor(tokenizer.encode("ACGTACGTAC"), dtype=torch.long)[None]
+    assert model(input_ids=ids).logits.shape == (1, 10, len(tokenizer))
+
+
+@pytest.mark.parametrize("source", ["checkpoint", "exported"])
+def test_evaluate_reports_model_and_markov(trained, source, cli, tmp_path):
+    model = trained[0] if source == "checkpoint" else trained[1]
+    result_file = tmp_path / "eval.json"
+    out = cli("evaluate", "--model", model, "--fasta", REPO / "data" / "ecoli_200k.fa",
+              "--regions", "MIIJ01000039.1:190001-192000", "--train_regions", "MIIJ01000039.1:1-100000",
+              "--length", "256", "--output", result_file, cwd=REPO)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(result_file.read_text())
+    assert result["bases_scored"] == 1999  # every base but the first of the region
+    assert 1.0 < result["bits_per_base"] < 5.0 and 1.5 < result["markov_bits_per_base"] < 2.1
+    assert set(result["markov_by_order"]) == {str(k) for k in range(11)}
+
+
+def test_bad_preset_is_a_usage_error_not_a_traceback(cli):
+    out = cli("fit", "--config", TINY, "--model.init_args.preset", "nope", "--trainer.fast_dev_run", "1", cwd=REPO)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr and "nope" in out.stderr
+
+
+def test_mismatched_tokenizers_are_inconsistent_data(cli, tmp_path):
+    out = cli("fit", "--config", TINY, *QUICK, "--data.init_args.tokenizer", "kmer:2",
+              "--trainer.default_root_dir", tmp_path, cwd=REPO)  # fmt: skip
+    assert out.returncode == 5, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr
+
+
+def test_evaluate_refuses_an_unwritable_output_before_working(trained, cli, tmp_path):
+    out = cli("evaluate", "--model", trained[0], "--fasta", REPO / "data" / "ecoli_200k.fa",
+              "--output", tmp_path / "missing" / "eval.json", cwd=REPO)  # fmt: skip
+    assert out.returncode == 2 and "eval.json" in out.stderr
