@@ -7,6 +7,7 @@ CONSTRAINTS ?= constraints.txt
 PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.genolong-installed
 DEMO_OUT    ?= demo_out
+DEMO_STEPS  ?= 200
 PYTEST_ARGS ?= -n 2
 
 .PHONY: install test demo lint bench clean
@@ -22,7 +23,7 @@ test: install
 	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest $(PYTEST_ARGS)
 
 demo: install
-	PYTHON=$(PY) DEMO_OUT=$(DEMO_OUT) bash scripts/demo.sh
+	PYTHON=$(PY) DEMO_OUT=$(DEMO_OUT) DEMO_STEPS=$(DEMO_STEPS) bash scripts/demo.sh
 
 lint: install
 	$(VENV)/bin/ruff check genolong tests benchmarks data
