@@ -5,8 +5,9 @@
 
 Validation: the scan that runs whenever a ``.fai`` is built (every line checked), in MB/s of uncompressed
 FASTA, best of ``--repeats``; "summary" is ``summarize_fasta`` (the same scan plus GC/N/soft-mask counts).
-Fetch: random 32 kbp windows, ``Fasta.fetch`` (alone, then followed by ``NucleotideTokenizer.encode``) against
-raw ``pysam.FastaFile.fetch`` alone on the same file and index, reported as ratios measured in this run (machines are shared and noisy). Writes benchmarks/results/fasta.json.
+Fetch: random 32 kbp windows, ``Fasta.fetch`` (alone, then followed by ``NucleotideTokenizer.encode``)
+against raw ``pysam.FastaFile.fetch`` alone on the same file and index, reported as ratios measured in this
+run (machines are shared and noisy). Writes benchmarks/results/fasta.json.
 """
 
 from __future__ import annotations

@@ -51,12 +51,16 @@ def main() -> None:
             [sys.executable, "-c", CHILD, preset, str(args.length)], capture_output=True, text=True, cwd=REPO
         )
         if out.returncode != 0:
-            results.append({"preset": preset, "length": args.length, "error": out.stderr.strip().splitlines()[-1]})
+            results.append(
+                {"preset": preset, "length": args.length, "error": out.stderr.strip().splitlines()[-1]}
+            )
             continue
         row = json.loads(out.stdout.strip().splitlines()[-1])
         row["within_budget"] = row["forward_gib"] <= BUDGET_GIB
         results.append(row)
-    print(f"\n{'preset':<13}{'L':>8}{'params':>9}{'seconds':>9}{'fwd GiB':>9}{'peak GiB':>9}  budget {BUDGET_GIB} GiB")
+    print(
+        f"\n{'preset':<13}{'L':>8}{'params':>9}{'seconds':>9}{'fwd GiB':>9}{'peak GiB':>9}  budget {BUDGET_GIB} GiB"
+    )
     for r in results:
         if "error" in r:
             print(f"{r['preset']:<13}{r['length']:>8}  failed: {r['error']}")

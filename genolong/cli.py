@@ -108,8 +108,8 @@ def _table(rows: list[dict[str, Any]], pad: str) -> list[str]:
     columns = list(dict.fromkeys(k for row in rows for k in row))
     cells = [[_cell(row.get(c, "")) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    out = [pad + "  ".join(c.ljust(w) for c, w in zip(columns, widths))]
-    out += [pad + "  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
+    out = [pad + "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    out += [pad + "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
     return out
 
 

@@ -25,7 +25,7 @@ def main(out: Path) -> None:
         "| --- | --- |",
         f"| genolong tiny Hyena | {evaluation['bits_per_base']:.4f} |",
         f"| best order-k Markov (k={evaluation['markov_best_order']}) | {evaluation['markov_bits_per_base']:.4f} |",
-        f"| uniform | 2.0000 |",
+        "| uniform | 2.0000 |",
         "",
         f"{evaluation['bases_scored']:,} bases scored; windows of {evaluation['window_length']} advanced by "
         f"{evaluation['stride']}.",

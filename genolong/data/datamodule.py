@@ -114,7 +114,9 @@ class GenomeDataModule(L.LightningDataModule):
         rank = self.trainer.global_rank if self.trainer is not None else 0
         epoch_size = steps * batch_size * replicas
         dataset = self._windows(self.hparams.train_regions, length, "random", samples=epoch_size)
-        self.sampler = ResumableSampler(epoch_size, shuffle=False, seed=self.hparams.seed, num_replicas=replicas, rank=rank)
+        self.sampler = ResumableSampler(
+            epoch_size, shuffle=False, seed=self.hparams.seed, num_replicas=replicas, rank=rank
+        )
         self.sampler.set_epoch(epoch)
         if self._restored is not None and self._restored["epoch"] == epoch:
             self.sampler.consumed = self._restored["consumed"]
@@ -143,4 +145,3 @@ class GenomeDataModule(L.LightningDataModule):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state:
             self._restored = {"epoch": int(state["epoch"]), "consumed": int(state["consumed"])}
-

@@ -99,7 +99,9 @@ class GenomeWindows(Dataset):
 
     def _tile(self) -> list[Region]:
         if self.stride > self.length:
-            raise UsageError(f"tiling stride {self.stride} > window length {self.length} would leave bases out")
+            raise UsageError(
+                f"tiling stride {self.stride} > window length {self.length} would leave bases out"
+            )
         windows = []
         for region in self.regions:
             for start in range(region.start, region.end, self.stride):
@@ -156,7 +158,9 @@ class GenomeWindows(Dataset):
     def _shifted(self, window: Region, rng: np.random.Generator) -> Region:
         if not self.max_shift:
             return window
-        region = next(r for r in self.regions if r.contig == window.contig and r.start <= window.start < r.end)
+        region = next(
+            r for r in self.regions if r.contig == window.contig and r.start <= window.start < r.end
+        )
         shift = int(rng.integers(-self.max_shift, self.max_shift + 1))
         shift = max(region.start - window.start, min(shift, region.end - window.end))
         return Region(window.contig, window.start + shift, window.end + shift)

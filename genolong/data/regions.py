@@ -39,7 +39,9 @@ def parse_region(text: str, lengths: Mapping[str, int]) -> Region:
             raise InconsistentDataError(f"region {text!r}: contig not in the reference", hint=_known(lengths))
         return Region(contig, 0, lengths[contig])
     if contig not in lengths:
-        raise InconsistentDataError(f"region {text!r}: contig {contig!r} not in the reference", hint=_known(lengths))
+        raise InconsistentDataError(
+            f"region {text!r}: contig {contig!r} not in the reference", hint=_known(lengths)
+        )
     first, last = (int(g.replace(",", "")) for g in match.groups())
     if first < 1 or last < first or last > lengths[contig]:
         raise InconsistentDataError(
@@ -48,7 +50,9 @@ def parse_region(text: str, lengths: Mapping[str, int]) -> Region:
     return Region(contig, first - 1, last)
 
 
-def resolve_regions(spec: str | os.PathLike | Sequence[str] | None, lengths: Mapping[str, int]) -> list[Region]:
+def resolve_regions(
+    spec: str | os.PathLike | Sequence[str] | None, lengths: Mapping[str, int]
+) -> list[Region]:
     """Regions from a BED path, a list of region strings / contig names, or None (every contig)."""
     if spec is None:
         return [Region(name, 0, n) for name, n in lengths.items()]

@@ -73,7 +73,9 @@ def evaluate_language_model(
     regions = regions if regions is not None else data.get("test_regions") or data.get("val_regions")
     train_regions = train_regions if train_regions is not None else data.get("train_regions")
     if regions is None:
-        raise UsageError("say which regions to evaluate (--regions); the model does not record held-out regions")
+        raise UsageError(
+            "say which regions to evaluate (--regions); the model does not record held-out regions"
+        )
     stride = stride or length // 2
     with Fasta(fasta) as fa:
         eval_spans = resolve_regions(regions, fa.lengths)
@@ -88,11 +90,11 @@ def evaluate_language_model(
     n = int(sum(m.sum() for m in scored))
     if n == 0:
         raise UsageError("no A/C/G/T bases to score in the evaluation regions")
-    model_bits = -float(sum(lp[m].sum() for lp, m in zip(model_lp, scored))) / n
+    model_bits = -float(sum(lp[m].sum() for lp, m in zip(model_lp, scored, strict=True))) / n
     markov = {}
     for order in markov_orders:
         mm = MarkovModel(order).fit(train_seqs)
-        markov[order] = -float(sum(mm.log2_probs(s)[m].sum() for s, m in zip(eval_seqs, scored))) / n
+        markov[order] = -float(sum(mm.log2_probs(s)[m].sum() for s, m in zip(eval_seqs, scored, strict=True))) / n
     best = min(markov, key=markov.get)
     return {
         "model": os.fspath(model),

@@ -23,7 +23,9 @@ def load_model(path: str | os.PathLike, kind: str = "causal", device: str = "cpu
     """
     path = Path(path)
     if not path.exists():
-        raise InputMissingError("no such model (expected a .ckpt file or a save_pretrained directory)", path=path)
+        raise InputMissingError(
+            "no such model (expected a .ckpt file or a save_pretrained directory)", path=path
+        )
     if path.is_dir():
         model, tokenizer, meta = _from_pretrained(path, kind)
     else:
@@ -59,7 +61,9 @@ def _from_lightning_checkpoint(path: Path, kind: str) -> tuple[Any, Any, dict]:
         raise UsageError("this checkpoint was not written by a genolong training module", path=path)
     objective = hparams.get("objective", "causal")
     if objective != kind:
-        raise UsageError(f"this checkpoint holds a {objective} language model; a {kind} one is needed", path=path)
+        raise UsageError(
+            f"this checkpoint holds a {objective} language model; a {kind} one is needed", path=path
+        )
     module = LanguageModelModule(**{k: v for k, v in hparams.items() if not k.startswith("_")})
     module.load_state_dict(checkpoint["state_dict"])
     meta = {"module": hparams, "data": dict(checkpoint.get("datamodule_hyper_parameters", {}))}
@@ -87,4 +91,3 @@ def export_pretrained(checkpoint: str | os.PathLike, output_dir: str | os.PathLi
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
-

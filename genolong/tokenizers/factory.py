@@ -63,7 +63,9 @@ def model_config_fields(tokenizer: Any) -> dict[str, Any]:
 def base_token_ids(tokenizer: Any) -> list[int]:
     """Ids of tokens made only of A/C/G/T: the tokens a language model is scored on."""
     # codon tokens of minus-strand CDS are written "-XYZ"
-    return [i for token, i in tokenizer.get_vocab().items() if token and set(token.lstrip("-")) <= set("ACGT")]
+    return [
+        i for token, i in tokenizer.get_vocab().items() if token and set(token.lstrip("-")) <= set("ACGT")
+    ]
 
 
 def canonical_base_ids(tokenizer: Any) -> list[int]:

@@ -48,15 +48,28 @@ class NonFiniteGuard(L.Callback):
         self._last_loss = loss.detach()
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
-        bad = [name for name, p in pl_module.named_parameters() if p.grad is not None and not p.grad.isfinite().all()]
+        bad = [
+            name
+            for name, p in pl_module.named_parameters()
+            if p.grad is not None and not p.grad.isfinite().all()
+        ]
         loss_bad = self._last_loss is not None and not bool(self._last_loss.isfinite())
         if not bad and not loss_bad:
             return
-        what = "loss" if loss_bad else f"gradient of {bad[0]}" + (f" (+{len(bad) - 1} more)" if len(bad) > 1 else "")
+        what = (
+            "loss"
+            if loss_bad
+            else f"gradient of {bad[0]}" + (f" (+{len(bad) - 1} more)" if len(bad) > 1 else "")
+        )
         if self.policy == "skip":
             self.skipped_steps += 1
             optimizer.zero_grad(set_to_none=True)
-            log.warning("non-finite %s at step %d: step skipped (%d so far)", what, trainer.global_step, self.skipped_steps)
+            log.warning(
+                "non-finite %s at step %d: step skipped (%d so far)",
+                what,
+                trainer.global_step,
+                self.skipped_steps,
+            )
             pl_module.log("train/skipped_nonfinite_steps", float(self.skipped_steps))
             return
         path = checkpoint_dir(trainer) / "nonfinite-last-good.ckpt"
@@ -76,7 +89,9 @@ class InterruptCheckpoint(L.Callback):
 
     exit_code: int | None = None  # of the last interruption in this process; read by the CLI
 
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
         codes = {SIGTERMException: EXIT_TERMINATED, KeyboardInterrupt: EXIT_INTERRUPTED}
         code = next((c for kind, c in codes.items() if isinstance(exception, kind)), None)
         if code is None:

@@ -37,5 +37,7 @@ def load_checkpoint_safely(path: str | os.PathLike, map_location: Any = "cpu") -
 class SafeCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint I/O with loading restricted to plain data."""
 
-    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+    def load_checkpoint(
+        self, path: Any, map_location: Any = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
         return load_checkpoint_safely(path, map_location=map_location or "cpu")

@@ -96,7 +96,9 @@ class LanguageModelModule(L.LightningModule):
 
     def _mask(self, ids: torch.Tensor, valid: torch.Tensor, draw: int) -> tuple[torch.Tensor, torch.Tensor]:
         """BERT-style corruption; the draw depends only on (seed, draw, rank), so resumes replay it."""
-        gen = torch.Generator(device="cpu").manual_seed(hash((self.hparams.seed, draw, self.global_rank)) % 2**63)
+        gen = torch.Generator(device="cpu").manual_seed(
+            hash((self.hparams.seed, draw, self.global_rank)) % 2**63
+        )
         u = torch.rand(ids.shape, generator=gen).to(ids.device)  # (B, T)
         chosen = valid & (u < self.hparams.mask_probability)
         kind = torch.rand(ids.shape, generator=gen).to(ids.device)
@@ -120,7 +122,11 @@ class LanguageModelModule(L.LightningModule):
         loss = nats / count.clamp(min=1)
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/bits_per_base", loss / LN2)
-        self.log("train/redrawn_windows", float(batch["redraws"].sum()) if "redraws" in batch else 0.0, reduce_fx="sum")
+        self.log(
+            "train/redrawn_windows",
+            float(batch["redraws"].sum()) if "redraws" in batch else 0.0,
+            reduce_fx="sum",
+        )
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -129,7 +135,11 @@ class LanguageModelModule(L.LightningModule):
         self.val_count.update(count)
 
     def on_validation_epoch_end(self) -> None:
-        self.log("val/bits_per_base", self.val_bits.compute() / self.val_count.compute().clamp(min=1), prog_bar=True)
+        self.log(
+            "val/bits_per_base",
+            self.val_bits.compute() / self.val_count.compute().clamp(min=1),
+            prog_bar=True,
+        )
         self.val_bits.reset()
         self.val_count.reset()
 

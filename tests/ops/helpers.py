@@ -59,3 +59,22 @@ def assert_same_outputs_and_grads(
     ]
     for name, a, b in zip(given, grad_f, grad_r, strict=True):
         assert_close(a, b, grad_tol if grad_tol is not None else tol, f"grad {name}")
+
+
+def triton_run_modes(kernel) -> tuple[bool, bool, list]:
+    """(interpreted, compiled on CUDA, pytest params of the devices) for a Triton kernel of this process.
+
+    Without CUDA the root conftest sets TRITON_INTERPRET=1 before triton loads, so kernels run on CPU tensors;
+    with CUDA they run compiled. A module whose kernels can run nowhere is skipped.
+    """
+    import pytest
+
+    interpreted = type(kernel).__name__ == "InterpretedFunction"
+    cuda = torch.cuda.is_available() and not interpreted
+    devices = [pytest.param("cpu", id="interpreter")] if interpreted else []
+    devices += [pytest.param("cuda", id="cuda")] if cuda else []
+    if not devices:
+        pytest.skip(
+            "no CUDA and TRITON_INTERPRET is not 1: the kernels cannot run here", allow_module_level=True
+        )
+    return interpreted, cuda, devices

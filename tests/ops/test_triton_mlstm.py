@@ -1,7 +1,7 @@
 """mlstm Triton kernels: outputs, final states and gradients against the stabilized step-by-step reference.
 
-Without CUDA the kernels run on CPU tensors under the Triton interpreter (TRITON_INTERPRET=1 is set below,
-before the kernels are defined) at tiny sizes; with CUDA they run compiled, and the ``gpu`` tests add
+Without CUDA the kernels run on CPU tensors under the Triton interpreter (TRITON_INTERPRET=1, which
+tests/conftest.py sets before triton loads) at tiny sizes; with CUDA they run compiled, and the ``gpu`` tests add
 realistic sizes. Skipped when triton is not installed.
 """
 
@@ -12,23 +12,16 @@ import os
 import pytest
 import torch
 
-if not torch.cuda.is_available():
-    os.environ.setdefault("TRITON_INTERPRET", "1")  # read when the kernels are decorated, i.e. at import
-pytest.importorskip("triton")
+pytest.importorskip("triton")  # without CUDA, tests/conftest.py has set TRITON_INTERPRET=1 before this import
 
 from genolong.errors import UsageError  # noqa: E402
 from genolong.ops.mlstm import triton as mlstm_triton_mod  # noqa: E402
 from genolong.ops.mlstm.chunked import mlstm_chunked  # noqa: E402
 from genolong.ops.mlstm.reference import mlstm_reference  # noqa: E402
 from genolong.ops.mlstm.triton import mlstm_triton  # noqa: E402
-from tests.ops.helpers import flat_outputs, scaled_error  # noqa: E402
+from tests.ops.helpers import flat_outputs, scaled_error, triton_run_modes  # noqa: E402
 
-INTERPRETED = type(mlstm_triton_mod._mlstm_chunk_output_kernel).__name__ == "InterpretedFunction"
-CUDA = torch.cuda.is_available() and not INTERPRETED
-DEVICES = [pytest.param("cpu", id="interpreter")] if INTERPRETED else []
-DEVICES += [pytest.param("cuda", id="cuda")] if CUDA else []
-if not DEVICES:
-    pytest.skip("no CUDA and TRITON_INTERPRET is not 1: the kernels cannot run here", allow_module_level=True)
+INTERPRETED, CUDA, DEVICES = triton_run_modes(mlstm_triton_mod._mlstm_chunk_output_kernel)
 NAMES = ["q", "k", "v", "i_pre", "f_pre", "C0", "n0", "m0"]
 
 

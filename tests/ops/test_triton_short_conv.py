@@ -1,7 +1,7 @@
 """short_conv Triton kernels: outputs and gradients against the reference, the custom op, torch.compile.
 
-On a machine without CUDA the kernels run on CPU tensors under the Triton interpreter (TRITON_INTERPRET=1 is
-set below before the kernels are defined) at tiny sizes; with CUDA they run compiled on the GPU, and the
+On a machine without CUDA the kernels run on CPU tensors under the Triton interpreter (TRITON_INTERPRET=1,
+which tests/conftest.py sets before triton loads) at tiny sizes; with CUDA they run compiled on the GPU, and the
 ``gpu``-marked tests add realistic sizes. The whole module is skipped when triton is not installed.
 """
 
@@ -12,9 +12,7 @@ import os
 import pytest
 import torch
 
-if not torch.cuda.is_available():
-    os.environ.setdefault("TRITON_INTERPRET", "1")  # read when the kernels are decorated, i.e. at import
-pytest.importorskip("triton")
+pytest.importorskip("triton")  # without CUDA, tests/conftest.py has set TRITON_INTERPRET=1 before this import
 
 import torch.nn.functional as F  # noqa: E402
 
@@ -22,14 +20,9 @@ from genolong.errors import UsageError  # noqa: E402
 from genolong.ops.short_conv import triton as sc_triton  # noqa: E402
 from genolong.ops.short_conv.reference import short_conv_reference  # noqa: E402
 from genolong.ops.short_conv.triton import short_conv_triton  # noqa: E402
-from tests.ops.helpers import flat_outputs, scaled_error  # noqa: E402
+from tests.ops.helpers import flat_outputs, scaled_error, triton_run_modes  # noqa: E402
 
-INTERPRETED = type(sc_triton._short_conv_fwd_kernel).__name__ == "InterpretedFunction"
-CUDA = torch.cuda.is_available() and not INTERPRETED
-DEVICES = [pytest.param("cpu", id="interpreter")] if INTERPRETED else []
-DEVICES += [pytest.param("cuda", id="cuda")] if CUDA else []
-if not DEVICES:
-    pytest.skip("no CUDA and TRITON_INTERPRET is not 1: the kernels cannot run here", allow_module_level=True)
+INTERPRETED, CUDA, DEVICES = triton_run_modes(sc_triton._short_conv_fwd_kernel)
 
 
 @pytest.fixture(autouse=True)

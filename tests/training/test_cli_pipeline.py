@@ -60,7 +60,9 @@ def test_evaluate_reports_model_and_markov(trained, source, cli, tmp_path):
 
 
 def test_bad_preset_is_a_usage_error_not_a_traceback(cli):
-    out = cli("fit", "--config", TINY, "--model.init_args.preset", "nope", "--trainer.fast_dev_run", "1", cwd=REPO)
+    out = cli(
+        "fit", "--config", TINY, "--model.init_args.preset", "nope", "--trainer.fast_dev_run", "1", cwd=REPO
+    )
     assert out.returncode == 2, out.stderr[-2000:]
     assert "Traceback" not in out.stderr and "nope" in out.stderr
 

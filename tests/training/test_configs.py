@@ -30,7 +30,14 @@ def test_config_parses(config, cli):
 @pytest.mark.parametrize("config", TINY, ids=_id)
 def test_tiny_config_fast_dev_run(config, cli, tmp_path):
     out = cli(
-        "fit", "--config", config, "--trainer.fast_dev_run", "2", "--trainer.default_root_dir", tmp_path, cwd=REPO
+        "fit",
+        "--config",
+        config,
+        "--trainer.fast_dev_run",
+        "2",
+        "--trainer.default_root_dir",
+        tmp_path,
+        cwd=REPO,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "max_steps=2" in out.stderr

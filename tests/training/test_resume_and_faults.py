@@ -8,7 +8,6 @@ import signal
 import lightning as L
 import pytest
 import torch
-
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from genolong.data.datamodule import GenomeDataModule
@@ -39,7 +38,9 @@ class SigtermAtStep(L.Callback):
 
 def make(ecoli_fasta, root, callbacks, max_steps=8, num_workers=0, **module_kw):
     L.seed_everything(0)
-    module = LanguageModelModule(preset="tiny-hyena", model_overrides={"d_model": 32}, lr=3e-3, warmup_steps=2, **module_kw)
+    module = LanguageModelModule(
+        preset="tiny-hyena", model_overrides={"d_model": 32}, lr=3e-3, warmup_steps=2, **module_kw
+    )
     data = GenomeDataModule(
         str(ecoli_fasta),
         train_regions=["MIIJ01000039.1:1-150000"],
@@ -77,7 +78,9 @@ def test_resume_after_sigterm_is_exact(ecoli_fasta, tmp_path):
 
     # Interrupted by a real SIGTERM after step 4 (mid-epoch, second curriculum stage), then resumed.
     first = RecordLosses()
-    module, data, trainer = make(ecoli_fasta, tmp_path / "run", [first, SigtermAtStep(4), InterruptCheckpoint()], num_workers=1)
+    module, data, trainer = make(
+        ecoli_fasta, tmp_path / "run", [first, SigtermAtStep(4), InterruptCheckpoint()], num_workers=1
+    )
     with pytest.raises(SIGTERMException):
         trainer.fit(module, data)
     assert InterruptCheckpoint.exit_code == 143
