@@ -18,10 +18,11 @@ import os
 import re
 import sys
 import tempfile
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from genolong.errors import InconsistentDataError, InputMissingError, MalformedInputError, UsageError
 from genolong.io.intervals import Reference, open_reference, open_text
@@ -43,18 +44,30 @@ _STRIP = " (Quick workaround: index the file with tabix.)"
 class HtslibLog:
     """Context manager sending fd 2 to a temporary file; ``poll()`` returns the (level, text) messages written
     since the last poll, level being 'E' (error) or 'W' (warning, info). Keep the block short and free of
-    user code: whatever else the process writes to fd 2 meanwhile (another thread) is captured too."""
+    user code: whatever else the process writes to fd 2 meanwhile (another thread) is captured too.
+
+    Re-entrant and thread-safe: one lock is held while fd 2 is redirected, so concurrent readers take turns
+    and only the outermost block swaps fd 2 (an inner block reads the same file)."""
+
+    _lock = threading.RLock()
+    _depth = 0
+    _shared: tuple[IO[bytes], int | None] | None = None  # (temporary file, saved fd 2) of the outermost block
 
     def __enter__(self) -> HtslibLog:
-        sys.stderr.flush()
-        self._tmp = tempfile.TemporaryFile()
-        self._read = 0
-        try:
-            self._saved: int | None = os.dup(2)
-        except OSError:  # no fd 2 to capture (a daemon): htslib's messages go nowhere either way
-            self._saved = None
-        else:
-            os.dup2(self._tmp.fileno(), 2)
+        HtslibLog._lock.acquire()
+        if HtslibLog._depth == 0:
+            sys.stderr.flush()
+            tmp = tempfile.TemporaryFile()
+            try:
+                saved: int | None = os.dup(2)
+            except OSError:  # no fd 2 to capture (a daemon): htslib's messages go nowhere either way
+                saved = None
+            else:
+                os.dup2(tmp.fileno(), 2)
+            HtslibLog._shared = (tmp, saved)
+        HtslibLog._depth += 1
+        self._tmp = HtslibLog._shared[0]
+        self._read = os.fstat(self._tmp.fileno()).st_size
         return self
 
     def poll(self) -> list[tuple[str, str]]:
@@ -66,10 +79,17 @@ class HtslibLog:
         return parse_htslib_messages(text)
 
     def __exit__(self, *exc: object) -> None:
-        if self._saved is not None:
-            os.dup2(self._saved, 2)
-            os.close(self._saved)
-        self._tmp.close()
+        try:
+            HtslibLog._depth -= 1
+            if HtslibLog._depth == 0:
+                tmp, saved = HtslibLog._shared
+                if saved is not None:
+                    os.dup2(saved, 2)
+                    os.close(saved)
+                tmp.close()
+                HtslibLog._shared = None
+        finally:
+            HtslibLog._lock.release()
 
 
 def parse_htslib_messages(text: str) -> list[tuple[str, str]]:
@@ -225,6 +245,7 @@ class VariantReader:
         if not os.path.exists(self.path):
             raise InputMissingError("no such variant file", path=self.path)
         self.reference: Reference | None = open_reference(fasta)
+        self._owns_reference = self.reference is not None and self.reference is not fasta  # opened from a path
         self.summary = VariantSummary()
         self._names: dict[str, str | None] = {}
         self._used = self._mismatch = False
@@ -403,6 +424,8 @@ class VariantReader:
 
     def close(self) -> None:
         self._vcf.close()
+        if self._owns_reference and hasattr(self.reference, "close"):
+            self.reference.close()
 
     def __enter__(self) -> VariantReader:
         return self

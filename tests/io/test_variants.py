@@ -369,3 +369,36 @@ def test_cli_reference_errors(cli, small, tmp_path):
     result = cli("inspect", ok, "--json", "true")
     assert result.returncode == 0 and '"htslib_warnings": 1' in result.stdout
     assert "Contig 'c9' is not defined" in result.stderr and "[W::" not in result.stderr
+
+
+def test_htslib_capture_is_reentrant_and_thread_safe(tmp_path):
+    import os
+    import threading
+
+    from genolong.io.variants import HtslibLog
+
+    real_stderr = os.fstat(2)
+    with HtslibLog() as outer:
+        with HtslibLog() as inner:
+            os.write(2, b"[W::vcf_parse] inner message\n")
+            assert inner.poll() == [("W", "inner message")]
+        assert os.fstat(2).st_ino != real_stderr.st_ino  # still redirected: only the outermost block restores
+        outer.poll()
+    assert os.fstat(2).st_ino == real_stderr.st_ino
+
+    errors = []
+
+    def read_many():
+        try:
+            for _ in range(20):
+                with HtslibLog():
+                    pass
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=read_many) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and os.fstat(2).st_ino == real_stderr.st_ino
