@@ -12,6 +12,7 @@ restored on resume, so a run stopped mid-epoch continues with exactly the sample
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
 import lightning as L
@@ -22,6 +23,10 @@ from genolong.data.samplers import ResumableSampler
 from genolong.errors import UsageError
 
 log = logging.getLogger(__name__)
+# Lightning warns that a mid-epoch resume is unreliable unless the DataLoader itself is stateful; this data
+# module restores its sampler's position from the checkpoint instead (see load_state_dict), so the warning
+# does not apply to it.
+warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
 
 
 class GenomeDataModule(L.LightningDataModule):
