@@ -15,11 +15,12 @@ import torch
 from genolong.errors import InputMissingError, UsageError
 
 
-def load_model(path: str | os.PathLike, kind: str = "causal", device: str = "cpu") -> tuple[Any, Any, dict]:
+def load_model(path: str | os.PathLike, kind: str | None = "causal", device: str = "cpu") -> tuple[Any, Any, dict]:
     """(model in eval mode, tokenizer, metadata) from a checkpoint file or a pretrained directory.
 
-    ``kind`` is ``causal``, ``masked`` or ``classification``; metadata holds the training module's and data
-    module's hyper-parameters when the source is a Lightning checkpoint.
+    ``kind`` is ``causal``, ``masked`` or ``classification`` (None: whatever a Lightning checkpoint holds);
+    metadata holds the training module's and data module's hyper-parameters when the source is a Lightning
+    checkpoint.
     """
     path = Path(path)
     if not path.exists():
@@ -60,7 +61,7 @@ def _from_lightning_checkpoint(path: Path, kind: str) -> tuple[Any, Any, dict]:
     if "preset" not in hparams:
         raise UsageError("this checkpoint was not written by a genolong training module", path=path)
     objective = hparams.get("objective", "causal")
-    if objective != kind:
+    if kind is not None and objective != kind:
         raise UsageError(
             f"this checkpoint holds a {objective} language model; a {kind} one is needed", path=path
         )
@@ -82,10 +83,7 @@ def export_pretrained(checkpoint: str | os.PathLike, output_dir: str | os.PathLi
     """Write a Lightning checkpoint as a ``save_pretrained`` directory (weights, config, tokenizer)."""
     if Path(checkpoint).is_dir():
         raise UsageError("expected a Lightning .ckpt file, got a directory", path=checkpoint)
-    from genolong.training.checkpoints import load_checkpoint_safely
-
-    objective = load_checkpoint_safely(checkpoint).get("hyper_parameters", {}).get("objective", "causal")
-    model, tokenizer, _ = load_model(checkpoint, objective)
+    model, tokenizer, _ = load_model(checkpoint, kind=None)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
