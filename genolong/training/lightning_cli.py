@@ -62,7 +62,8 @@ def run_lightning_cli(args: list[str] | None = None) -> None:
     try:
         GenoLongLightningCLI(
             args=args,
-            trainer_defaults={"reload_dataloaders_every_n_epochs": 1},
+            # the data module's sampler splits each epoch between replicas itself (and resumes exactly)
+            trainer_defaults={"reload_dataloaders_every_n_epochs": 1, "use_distributed_sampler": False},
             save_config_kwargs={"overwrite": True},
             parser_kwargs={"prog": "genolong"},
         )
