@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
@@ -78,3 +79,14 @@ def test_evaluate_refuses_an_unwritable_output_before_working(trained, cli, tmp_
     out = cli("evaluate", "--model", trained[0], "--fasta", REPO / "data" / "ecoli_200k.fa",
               "--output", tmp_path / "missing" / "eval.json", cwd=REPO)  # fmt: skip
     assert out.returncode == 2 and "eval.json" in out.stderr
+
+
+def test_bf16_mixed_with_activation_checkpointing_trains(cli, tmp_path):
+    overrides = '{"mixers": "hyena*2", "d_model": 32, "gradient_checkpointing": true}'
+    out = cli("fit", "--config", TINY, *QUICK, "--trainer.precision", "bf16-mixed",
+              "--model.init_args.model_overrides", overrides,
+              "--trainer.log_every_n_steps", "1", "--trainer.default_root_dir", tmp_path, cwd=REPO)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = csv.DictReader(next(tmp_path.rglob("metrics.csv")).open())
+    losses = [float(row["train/loss"]) for row in rows if row.get("train/loss")]
+    assert len(losses) == 3 and all(0 < loss < 10 for loss in losses)
