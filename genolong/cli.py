@@ -86,6 +86,44 @@ def export(checkpoint: str, output_dir: str) -> None:
     print(f"exported to {export_pretrained(checkpoint, output_dir)}")
 
 
+def score_variants(
+    *,
+    model: str,
+    fasta: str,
+    vcf: str,
+    output: str,
+    window: int | None = None,
+    no_rc_average: bool = False,
+    device: str = "cpu",
+    batch_size: int = 16,
+    ref_policy: str = "skip",
+) -> None:
+    """Score every ALT allele of a VCF with a causal model: llr = log P(alt window) - log P(ref window), in nats.
+
+    Args:
+        model: a Lightning checkpoint (.ckpt) or a save_pretrained directory of a causal language model.
+        fasta: the reference FASTA the variants were called against.
+        vcf: the variants (VCF, bgzipped VCF or BCF).
+        output: the table to write (.tsv): contig, pos (1-based), id, ref, alt, kind, llr, llr_forward,
+            llr_reverse, window_start (0-based).
+        window: window length in bases (default: the model's context, at most 1024).
+        no_rc_average: score the forward strand only (by default the reverse complement is scored too and
+            the two log-likelihood ratios are averaged).
+        device: torch device (cpu, cuda, cuda:1, ...).
+        batch_size: windows per forward pass.
+        ref_policy: on a REF that disagrees with the FASTA: skip (counted), warn (scored anyway) or error.
+    """
+    from genolong.pipelines.variant_effect import VariantScorer, check_output_suffix, write_scores
+
+    check_output_suffix(output)
+    _check_writable(output)
+    with VariantScorer.from_pretrained(model, fasta=fasta, device=device, window=window,
+                                       rc_average=not no_rc_average, batch_size=batch_size) as scorer:  # fmt: skip
+        table, summary = scorer.score_vcf(vcf, ref_policy=ref_policy)
+    write_scores(table, output)
+    print(render_summary(summary), file=sys.stderr)
+
+
 def render_summary(summary: dict[str, Any], indent: int = 0) -> str:
     """Plain-text view of a summary: scalars as ``key: value``, lists of dicts as aligned tables."""
     pad = "  " * indent
@@ -126,6 +164,7 @@ COMMANDS: dict[str, Callable[..., Any]] = {
     "inspect": inspect,
     "evaluate": evaluate,
     "export": export,
+    "score-variants": score_variants,
 }
 
 
