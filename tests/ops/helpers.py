@@ -54,9 +54,7 @@ def assert_same_outputs_and_grads(
     out_r, grad_r = outputs_and_grads(ref, inputs)
     for i, (a, b) in enumerate(zip(out_f, out_r, strict=True)):
         assert_close(a, b, tol, f"output {i}")
-    given = [
-        n for n, t in zip(names or [str(i) for i in range(len(inputs))], inputs, strict=True) if t is not None
-    ]
+    given = [n for n, t in zip(names or [str(i) for i in range(len(inputs))], inputs, strict=True) if t is not None]
     for name, a, b in zip(given, grad_f, grad_r, strict=True):
         assert_close(a, b, grad_tol if grad_tol is not None else tol, f"grad {name}")
 
@@ -74,7 +72,18 @@ def triton_run_modes(kernel) -> tuple[bool, bool, list]:
     devices = [pytest.param("cpu", id="interpreter")] if interpreted else []
     devices += [pytest.param("cuda", id="cuda")] if cuda else []
     if not devices:
-        pytest.skip(
-            "no CUDA and TRITON_INTERPRET is not 1: the kernels cannot run here", allow_module_level=True
-        )
+        pytest.skip("no CUDA and TRITON_INTERPRET is not 1: the kernels cannot run here", allow_module_level=True)
     return interpreted, cuda, devices
+
+
+def outputs_and_grads_on(fn, inputs, device, double=False, seed=0):
+    """Outputs of fn(*inputs) on ``device`` and the gradients of a fixed random projection of them."""
+    leaves = [
+        t.detach().to(device, torch.float64 if double else t.dtype).requires_grad_(True) if t is not None else None
+        for t in inputs
+    ]
+    outs = flat_outputs(fn(*leaves))
+    gen = torch.Generator().manual_seed(seed)
+    loss = sum((o.double() * torch.randn(o.shape, generator=gen, dtype=torch.float64).to(device)).sum() for o in outs)
+    grads = torch.autograd.grad(loss, [t for t in leaves if t is not None])
+    return [o.detach().cpu() for o in outs], [g.cpu() for g in grads]

@@ -19,7 +19,7 @@ from genolong.ops.mlstm import triton as mlstm_triton_mod  # noqa: E402
 from genolong.ops.mlstm.chunked import mlstm_chunked  # noqa: E402
 from genolong.ops.mlstm.reference import mlstm_reference  # noqa: E402
 from genolong.ops.mlstm.triton import mlstm_triton  # noqa: E402
-from tests.ops.helpers import flat_outputs, scaled_error, triton_run_modes  # noqa: E402
+from tests.ops.helpers import outputs_and_grads_on, scaled_error, triton_run_modes  # noqa: E402
 
 INTERPRETED, CUDA, DEVICES = triton_run_modes(mlstm_triton_mod._mlstm_chunk_output_kernel)
 NAMES = ["q", "k", "v", "i_pre", "f_pre", "C0", "n0", "m0"]
@@ -31,23 +31,6 @@ def poison(monkeypatch):
     monkeypatch.setattr(mlstm_triton_mod, "POISON_BUFFERS", True)
 
 
-def outputs_and_grads(fn, inputs, device, double=False, seed=0):
-    """Outputs of fn(*inputs) on ``device`` and the gradients of a fixed random projection of them."""
-    leaves = [
-        t.detach().to(device, torch.float64 if double else t.dtype).requires_grad_(True)
-        if t is not None
-        else None
-        for t in inputs
-    ]
-    outs = flat_outputs(fn(*leaves))
-    gen = torch.Generator().manual_seed(seed)
-    loss = sum(
-        (o.double() * torch.randn(o.shape, generator=gen, dtype=torch.float64).to(device)).sum() for o in outs
-    )
-    grads = torch.autograd.grad(loss, [t for t in leaves if t is not None])
-    return [o.detach().cpu() for o in outs], [g.cpu() for g in grads]
-
-
 def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
     """max |a - b| / max |b|: for outputs far below 1, where scaled_error would pass anything."""
     assert torch.isfinite(a).all(), "non-finite values"
@@ -56,8 +39,8 @@ def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def check(fast, ref, inputs, device, tol, grad_tol=None, ref_device="cpu", names=None, error=scaled_error):
     """fast on ``device`` in the inputs' dtypes against ref in float64: outputs and every gradient."""
-    out_f, grad_f = outputs_and_grads(fast, inputs, device)
-    out_r, grad_r = outputs_and_grads(ref, inputs, ref_device, double=True)
+    out_f, grad_f = outputs_and_grads_on(fast, inputs, device)
+    out_r, grad_r = outputs_and_grads_on(ref, inputs, ref_device, double=True)
     for i, (a, b) in enumerate(zip(out_f, out_r, strict=True)):
         err = error(a, b)
         assert err <= tol, f"output {i}: error {err:.3g} > {tol:.3g}"

@@ -20,7 +20,7 @@ from genolong.errors import UsageError  # noqa: E402
 from genolong.ops.short_conv import triton as sc_triton  # noqa: E402
 from genolong.ops.short_conv.reference import short_conv_reference  # noqa: E402
 from genolong.ops.short_conv.triton import short_conv_triton  # noqa: E402
-from tests.ops.helpers import flat_outputs, scaled_error, triton_run_modes  # noqa: E402
+from tests.ops.helpers import outputs_and_grads_on, scaled_error, triton_run_modes  # noqa: E402
 
 INTERPRETED, CUDA, DEVICES = triton_run_modes(sc_triton._short_conv_fwd_kernel)
 
@@ -36,27 +36,10 @@ def reference(x, w, bias=None, activation=None):
     return F.silu(y) if activation == "silu" else y
 
 
-def outputs_and_grads(fn, inputs, device, double=False, seed=0):
-    """Outputs of fn(*inputs) on ``device`` and the gradients of a fixed random projection of them."""
-    leaves = [
-        t.detach().to(device, torch.float64 if double else t.dtype).requires_grad_(True)
-        if t is not None
-        else None
-        for t in inputs
-    ]
-    outs = flat_outputs(fn(*leaves))
-    gen = torch.Generator().manual_seed(seed)
-    loss = sum(
-        (o.double() * torch.randn(o.shape, generator=gen, dtype=torch.float64).to(device)).sum() for o in outs
-    )
-    grads = torch.autograd.grad(loss, [t for t in leaves if t is not None])
-    return [o.detach().cpu() for o in outs], [g.cpu() for g in grads]
-
-
 def check(fast, ref, inputs, device, tol, grad_tol=None):
     """fast on ``device`` in the inputs' dtype against ref in float64 on CPU: outputs and every gradient."""
-    out_f, grad_f = outputs_and_grads(fast, inputs, device)
-    out_r, grad_r = outputs_and_grads(ref, inputs, "cpu", double=True)
+    out_f, grad_f = outputs_and_grads_on(fast, inputs, device)
+    out_r, grad_r = outputs_and_grads_on(ref, inputs, "cpu", double=True)
     for i, (a, b) in enumerate(zip(out_f, out_r, strict=True)):
         assert a.dtype == inputs[0].dtype, f"output {i} has dtype {a.dtype}"
         err = scaled_error(a, b)
@@ -160,9 +143,7 @@ def test_custom_op_registration():
 @pytest.mark.skipif(not INTERPRETED, reason="aot_eager tracing check at interpreter sizes")
 def test_torch_compile_traces_through():
     x, w, bias = make(1, 3, 12, 4, seed=4)
-    fn = torch.compile(
-        lambda x, w, b: short_conv_triton(x, w, b, "silu"), backend="aot_eager", fullgraph=True
-    )
+    fn = torch.compile(lambda x, w, b: short_conv_triton(x, w, b, "silu"), backend="aot_eager", fullgraph=True)
     check(fn, lambda x, w, b: reference(x, w, b, "silu"), [x, w, bias], "cpu", tol=1e-5)
 
 

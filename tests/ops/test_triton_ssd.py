@@ -21,7 +21,7 @@ from genolong.ops.ssd import triton as ssd_triton  # noqa: E402
 from genolong.ops.ssd.chunked import ssd_scan_chunked  # noqa: E402
 from genolong.ops.ssd.reference import ssd_scan_reference  # noqa: E402
 from genolong.ops.ssd.triton import ssd_scan_triton  # noqa: E402
-from tests.ops.helpers import flat_outputs, scaled_error, triton_run_modes  # noqa: E402
+from tests.ops.helpers import outputs_and_grads_on, scaled_error, triton_run_modes  # noqa: E402
 
 INTERPRETED, CUDA, DEVICES = triton_run_modes(ssd_triton._ssd_chunk_output_kernel)
 NAMES = ["x", "dt", "A", "B", "C", "D", "initial_state"]
@@ -33,27 +33,10 @@ def poison(monkeypatch):
     monkeypatch.setattr(ssd_triton, "POISON_BUFFERS", True)
 
 
-def outputs_and_grads(fn, inputs, device, double=False, seed=0):
-    """Outputs of fn(*inputs) on ``device`` and the gradients of a fixed random projection of them."""
-    leaves = [
-        t.detach().to(device, torch.float64 if double else t.dtype).requires_grad_(True)
-        if t is not None
-        else None
-        for t in inputs
-    ]
-    outs = flat_outputs(fn(*leaves))
-    gen = torch.Generator().manual_seed(seed)
-    loss = sum(
-        (o.double() * torch.randn(o.shape, generator=gen, dtype=torch.float64).to(device)).sum() for o in outs
-    )
-    grads = torch.autograd.grad(loss, [t for t in leaves if t is not None])
-    return [o.detach().cpu() for o in outs], [g.cpu() for g in grads]
-
-
 def check(fast, ref, inputs, device, tol, grad_tol=None, ref_device="cpu", names=None):
     """fast on ``device`` in the inputs' dtypes against ref in float64: outputs and every gradient."""
-    out_f, grad_f = outputs_and_grads(fast, inputs, device)
-    out_r, grad_r = outputs_and_grads(ref, inputs, ref_device, double=True)
+    out_f, grad_f = outputs_and_grads_on(fast, inputs, device)
+    out_r, grad_r = outputs_and_grads_on(ref, inputs, ref_device, double=True)
     for i, (a, b) in enumerate(zip(out_f, out_r, strict=True)):
         err = scaled_error(a, b)
         assert err <= tol, f"output {i}: scaled error {err:.3g} > {tol:.3g}"
