@@ -92,36 +92,58 @@ def score_variants(
     fasta: str,
     vcf: str,
     output: str,
+    method: str = "auto",
     window: int | None = None,
+    window_mode: str = "centered",
     no_rc_average: bool = False,
-    device: str = "cpu",
-    batch_size: int = 16,
+    target: int | None = None,
     ref_policy: str = "skip",
+    aliases: bool = False,
+    device: str = "cpu",
+    dtype: str | None = None,
+    batch_size: int = 16,
+    chunk_size: int = 4096,
 ) -> None:
-    """Score every ALT allele of a VCF with a causal model: llr = log P(alt window) - log P(ref window), in nats.
+    """Score every ALT allele of a VCF with a model; one output row per allele, scored or skipped with a reason.
 
     Args:
-        model: a Lightning checkpoint (.ckpt) or a save_pretrained directory of a causal language model.
+        model: a Lightning checkpoint (.ckpt) or a save_pretrained directory.
         fasta: the reference FASTA the variants were called against.
-        vcf: the variants (VCF, bgzipped VCF or BCF).
-        output: the table to write (.tsv): contig, pos (1-based), id, ref, alt, kind, llr, llr_forward,
-            llr_reverse, window_start (0-based).
+        vcf: the variants (VCF, bgzipped VCF or BCF); read and scored in chunks, any size.
+        output: .tsv, .tsv.gz or .parquet (a table: contig, pos, id, ref, alt as in the VCF, record, allele,
+            variant (normalized), kind, status, score, score_forward, score_reverse, window_start, window_end,
+            method columns), or .vcf/.vcf.gz/.bcf (the input VCF with GL_SCORE, GL_SCORE_FWD, GL_SCORE_REV and
+            GL_STATUS INFO fields, one value per ALT allele).
+        method: auto (from the model), llr (causal: log P(alt window) - log P(ref window), nats),
+            masked_marginal (masked: log p(alt) - log p(ref) at the masked site), embedding (1 - cosine of
+            pooled embeddings; l2_distance too) or supervised (a classifier/regressor: prediction(alt) -
+            prediction(ref)).
         window: window length in bases (default: the model's context, at most 1024).
-        no_rc_average: score the forward strand only (by default the reverse complement is scored too and
-            the two log-likelihood ratios are averaged).
+        window_mode: centered (equal flanks, shifted inside the contig at its ends) or upstream (context before
+            the variant only; llr).
+        no_rc_average: score the forward strand only (by default the reverse complement is scored too and the
+            two are averaged, unless the model is strand-symmetric).
+        target: supervised models: the output taken as the score (default: the last one).
+        ref_policy: on a REF that disagrees with the FASTA: skip (a row with status ref_mismatch), warn (scored
+            anyway) or error (exit 5).
+        aliases: match contig names chr1/1, chrM/MT between the VCF and the FASTA.
         device: torch device (cpu, cuda, cuda:1, ...).
-        batch_size: windows per forward pass.
-        ref_policy: on a REF that disagrees with the FASTA: skip (counted), warn (scored anyway) or error.
+        dtype: cast the model's weights (e.g. bfloat16 on a GPU); default as saved.
+        batch_size: variants per forward pass.
+        chunk_size: alleles read, scored and written at a time.
     """
-    from genolong.pipelines.variant_effect import VariantScorer, check_output_suffix, write_scores
+    from genolong.pipelines.variant_effect import VariantScorer
+    from genolong.pipelines.variant_outputs import output_format, write_variant_scores
 
-    check_output_suffix(output)
+    output_format(output)
     _check_writable(output)
-    with VariantScorer.from_pretrained(model, fasta=fasta, device=device, window=window,
-                                       rc_average=not no_rc_average, batch_size=batch_size) as scorer:  # fmt: skip
-        table, summary = scorer.score_vcf(vcf, ref_policy=ref_policy)
-    write_scores(table, output)
+    options = dict(method=method, window=window, window_mode=window_mode, rc_average=not no_rc_average,
+                   target=target, batch_size=batch_size)  # fmt: skip
+    with VariantScorer.from_pretrained(model, fasta=fasta, device=device, dtype=dtype, **options) as scorer:
+        summary = write_variant_scores(scorer, vcf, output, ref_policy=ref_policy, aliases=aliases,
+                                       chunk_size=chunk_size)  # fmt: skip
     print(render_summary(summary), file=sys.stderr)
+    print(f"wrote {output}", file=sys.stderr)
 
 
 def render_summary(summary: dict[str, Any], indent: int = 0) -> str:

@@ -150,6 +150,20 @@ class Variant:
         return f"{self.contig}:{self.pos + 1}:{self.ref}>{self.alt}"
 
 
+@dataclass(frozen=True, slots=True)
+class SkippedAllele:
+    """An ALT allele the reader did not yield, as written in the file, with the reason."""
+
+    contig: str  # CHROM as written
+    pos: int  # POS, 1-based, as written
+    id: str | None
+    ref: str
+    alt: str  # "" when the record has no ALT
+    record: int  # 1-based record number in the file
+    allele: int  # 1-based index among the record's ALTs (1 when it has none)
+    reason: str
+
+
 Fetch = Callable[[int, int], str]  # (start, end) -> uppercase reference bases of one contig
 
 
@@ -237,11 +251,12 @@ class VariantReader:
     """Iterate once over the normalized variants of a VCF/BCF; see :func:`read_variants`."""
 
     def __init__(self, path: str | os.PathLike, fasta: Any = None, *, ref_policy: RefPolicy = "error",
-                 aliases: bool = False, left_align: bool = True):  # fmt: skip
+                 aliases: bool = False, left_align: bool = True,
+                 on_skip: Callable[[SkippedAllele], None] | None = None):  # fmt: skip
         if ref_policy not in ("error", "skip", "warn"):
             raise UsageError(f"ref_policy must be 'error', 'skip' or 'warn', not {ref_policy!r}")
         self.path, self.ref_policy = os.fspath(path), ref_policy
-        self.aliases, self.left_align = aliases, left_align
+        self.aliases, self.left_align, self.on_skip = aliases, left_align, on_skip
         if not os.path.exists(self.path):
             raise InputMissingError("no such variant file", path=self.path)
         self.reference: Reference | None = open_reference(fasta)
@@ -369,15 +384,16 @@ class VariantReader:
         line = self._line(number)
         contig, reason = self._check_record(rec, line)
         if reason is not None:
-            s.alleles += max(len(alts), 1)
-            s.skipped[reason] += max(len(alts), 1)
+            for index, alt in enumerate(alts or ("",), 1):
+                s.alleles += 1
+                self._skip(number, index, rec, alt, reason)
             return
         fetch = self._fetcher(contig) if self.left_align and not self._mismatch else None
         for index, alt in enumerate(alts, 1):
             s.alleles += 1
             reason = _allele_problem(rec.ref.upper(), alt.upper())
             if reason is not None:
-                s.skipped[reason] += 1
+                self._skip(number, index, rec, alt, reason)
                 continue
             pos, ref, alt_n = normalize(rec.start, rec.ref, alt, fetch)
             variant = Variant(contig, pos, ref, alt_n, rec.id, number, line, rec.pos, rec.ref, alt, index)
@@ -385,6 +401,11 @@ class VariantReader:
             s.kinds[variant.kind] += 1
             s.contigs[rec.chrom]["variants"] += 1
             yield variant
+
+    def _skip(self, number: int, index: int, rec: Any, alt: str, reason: str) -> None:
+        self.summary.skipped[reason] += 1
+        if self.on_skip is not None:
+            self.on_skip(SkippedAllele(rec.chrom, rec.pos, rec.id, rec.ref or "", alt, number, index, reason))
 
     def _check_record(self, rec: Any, line: int | None) -> tuple[str, str | None]:
         """(reference contig name, skip reason or None); applies the REF policy."""
@@ -447,7 +468,8 @@ def _allele_problem(ref: str, alt: str) -> str | None:
 
 
 def read_variants(vcf: str | os.PathLike, fasta: Any = None, *, ref_policy: RefPolicy = "error",
-                  aliases: bool = False, left_align: bool = True) -> VariantReader:  # fmt: skip
+                  aliases: bool = False, left_align: bool = True,
+                  on_skip: Callable[[SkippedAllele], None] | None = None) -> VariantReader:  # fmt: skip
     """Normalized variants of a VCF/BCF, one per ALT allele.
 
     Args:
@@ -458,8 +480,10 @@ def read_variants(vcf: str | os.PathLike, fasta: Any = None, *, ref_policy: RefP
             (counted as ``ref_mismatch``), 'warn' (logged and yielded, trimmed only).
         aliases: match ``chr1``/``1`` and ``chrM``/``MT`` between the VCF and the reference.
         left_align: left-align indels against the reference (trim only when False).
+        on_skip: called with a :class:`SkippedAllele` for every allele not yielded, in file order.
     """
-    return VariantReader(vcf, fasta, ref_policy=ref_policy, aliases=aliases, left_align=left_align)
+    return VariantReader(vcf, fasta, ref_policy=ref_policy, aliases=aliases, left_align=left_align,
+                         on_skip=on_skip)  # fmt: skip
 
 
 def summarize_variants(path: str | os.PathLike, fasta: Any = None) -> dict[str, Any]:

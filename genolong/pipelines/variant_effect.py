@@ -1,35 +1,35 @@
-"""Variant-effect scoring with a causal DNA language model: the log-likelihood ratio of alt over ref.
+"""Variant-effect scoring: every ALT allele of a VCF (or any list of variants) against a reference, with a model.
 
-``llr = log P(alt window) - log P(ref window)`` in nats (natural log), for each ALT allele of a VCF.
+    scorer = VariantScorer.from_pretrained("model_dir_or.ckpt", fasta="ref.fa")
+    table = scorer.score_vcf("calls.vcf.gz")        # pandas.DataFrame, one row per (record, ALT allele)
+    scorer.summary                                  # counts: alleles == scored + skipped, by reason
 
-Windows (``W`` = ``window`` bases, default ``min(model context, 1024)``):
+Methods (``method``; see :mod:`genolong.pipelines.variant_methods` for the exact definitions): ``llr`` (causal
+LMs), ``masked_marginal`` (masked LMs, substitutions), ``embedding`` (any model), ``supervised`` (a fine-tuned
+classification/regression head); ``auto`` picks the one that fits the model. Windows: see
+:mod:`genolong.pipelines.variant_windows` (``centered`` or ``upstream``, shifted at contig ends, stated by
+``window_start``/``window_end``).
 
-- The ref window is centred on the REF allele with the same number of flanking bases on each side:
-  ``flank = (W - max(len(ref), len(alt))) // 2``, so it spans ``[pos - flank, end + flank)`` and the longer of
-  the ref and alt windows has at most ``W`` bases (for an insertion the ref window is shorter by its length).
-- The alt window is the ref window with the variant applied: both share the left flank ``[start, pos)`` and,
-  for indels too, cover the same reference bases after the variant, ``[end, window end)``.
-- A window that would run past a contig end is shifted (same length) to stay inside the contig; the column
-  ``window_start`` (0-based) gives its first base. A contig shorter than the window is taken whole.
-- A variant whose REF or ALT is longer than ``W // 2`` is skipped as ``too_long_for_window``.
+Reverse-complement averaging (on by default): both windows are reverse-complemented and scored too, and
+``score`` is the mean of ``score_forward`` and ``score_reverse``; for a model that is strand-symmetric by
+construction (``rc_mode="average"``) the reverse pass is implied and not repeated.
 
-Tokens before the variant are identical in both windows and so are their log-probabilities under a causal
-model: only the tokens from the first differing position onward are summed. The first token of a window is
-conditioned on, never predicted, so a variant at the very start of a window (position 0 of a contig) counts on
-the forward strand only through its effect on the bases after it.
-
-With ``rc_average`` (the default) the reverse complements of both windows are scored too (there the shared
-prefix is the reverse-complemented right flank) and ``llr`` is the mean of ``llr_forward`` and ``llr_reverse``.
-Because windows are exactly centred, scoring the reverse-complemented genome gives the same ``llr``.
+The table has one row per input allele, in input order: ``pos``/``ref``/``alt`` as written in the VCF, ``variant``
+the normalized (trimmed, left-aligned) change that was scored, ``status`` ``scored`` or the reason it was not
+(the reader's reasons such as ``ref_mismatch``, ``symbolic``, ``unknown_contig``; ``too_long_for_window``;
+``unsupported_by_method``). Large VCFs are read and scored in chunks (``iter_score_vcf``) so memory stays
+bounded; :func:`genolong.pipelines.variant_outputs.write_variant_scores` streams them to TSV, parquet or an
+annotated ``.vcf.gz``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,51 +39,40 @@ from tqdm.auto import tqdm
 
 from genolong.errors import UsageError
 from genolong.io.fasta import Fasta
-from genolong.io.variants import Variant, read_variants
-from genolong.pipelines.loading import load_model, token_log_probs
-from genolong.tokenizers.alphabet import reverse_complement
+from genolong.io.variants import SkippedAllele, Variant, read_variants
+from genolong.pipelines.loading import load_model
+from genolong.pipelines.variant_methods import EXTRA_COLUMNS, METHODS, Scoring, score_strand
+from genolong.pipelines.variant_windows import WINDOW_MODES, VariantWindows, variant_windows
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("contig", "pos", "id", "ref", "alt", "kind", "llr", "llr_forward", "llr_reverse", "window_start")
-TOO_LONG = "too_long_for_window"
-
-
-@dataclass(frozen=True)
-class VariantWindows:
-    """The ref and alt windows of one variant; ``shared`` leading bases are the same in both."""
-
-    start: int  # 0-based first reference base of both windows
-    ref: str
-    alt: str
-    shared: int  # length of the common left flank (forward strand)
-    shared_rc: int  # length of the common prefix of the reverse complements (the right flank)
-
-
-def variant_windows(variant: Variant, fasta: Any, window: int) -> VariantWindows | None:
-    """The windows of ``variant`` (see the module docstring); None when it is too long for ``window``."""
-    longest = max(len(variant.ref), len(variant.alt))
-    if longest > window // 2:
-        return None
-    flank = (window - longest) // 2
-    contig_length = fasta.lengths[variant.contig]
-    length = min(len(variant.ref) + 2 * flank, contig_length)
-    start = min(max(variant.pos - flank, 0), contig_length - length)
-    ref = fasta.fetch(variant.contig, start, start + length).upper()
-    alt = variant.apply(ref, offset=start)
-    left = variant.pos - start
-    return VariantWindows(start, ref, alt, left, length - left - len(variant.ref))
+COLUMNS = ("contig", "pos", "id", "ref", "alt", "record", "allele", "variant", "kind", "status", "score",
+           "score_forward", "score_reverse", "window_start", "window_end")  # fmt: skip
+_DESCRIBED = COLUMNS.index("status")  # the columns before it describe the input allele
+TOO_LONG, UNSUPPORTED = "too_long_for_window", "unsupported_by_method"
+_KIND_METHOD = {"GenoLongForCausalLM": "llr", "GenoLongForMaskedLM": "masked_marginal",
+                "GenoLongForSequenceClassification": "supervised"}  # fmt: skip
 
 
 class VariantScorer:
-    """Scores variants against a reference with a causal language model.
+    """Scores variants against a reference FASTA with a genolong model (see the module docstring).
 
-    >>> scorer = VariantScorer.from_pretrained("model_dir", fasta="ref.fa")  # doctest: +SKIP
-    >>> table, summary = scorer.score_vcf("calls.vcf.gz")  # doctest: +SKIP
+    Args:
+        model, tokenizer: a genolong model (eval mode) and its single-base tokenizer.
+        fasta: the reference (path or an open :class:`~genolong.io.fasta.Fasta`).
+        method: ``auto``, ``llr``, ``masked_marginal``, ``embedding`` or ``supervised``.
+        window: window length in bases (default: the model's context, at most 1024).
+        window_mode: ``centered`` or ``upstream`` (llr only).
+        rc_average: also score the reverse strand and average (skipped for strand-symmetric models).
+        reuse_prefix: llr only: run the shared prefix once and the two suffixes from its cache.
+        target: supervised only: which output is the score (default: the last, e.g. the positive class).
+        batch_size: variants per forward pass.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, fasta: str | os.PathLike | Fasta, *, device: str = "cpu",
-                 window: int | None = None, rc_average: bool = True, batch_size: int = 16):  # fmt: skip
+    def __init__(self, model: Any, tokenizer: Any, fasta: str | os.PathLike | Fasta, *, method: str = "auto",
+                 device: str = "cpu", window: int | None = None, window_mode: str = "centered",
+                 rc_average: bool = True, reuse_prefix: bool = True, target: int | None = None,
+                 batch_size: int = 16):  # fmt: skip
         context = int(model.config.max_position)
         window = min(context, 1024) if window is None else int(window)
         if not 2 <= window <= context:
@@ -92,91 +81,113 @@ class VariantScorer:
             raise UsageError(f"batch_size must be positive, got {batch_size}")
         if len(tokenizer.encode("ACGTN")) != 5:
             raise UsageError("variant scoring needs a single-base tokenizer without special tokens")
-        self.model, self.tokenizer, self.device = model, tokenizer, device
-        self.window, self.rc_average, self.batch_size = window, rc_average, batch_size
+        self.method = _resolve_method(method, model)
+        if window_mode not in WINDOW_MODES or (window_mode == "upstream" and self.method != "llr"):
+            raise UsageError(f"window_mode must be one of {WINDOW_MODES} ('upstream' with llr only), "
+                             f"got {window_mode!r} for {self.method}")  # fmt: skip
+        outputs = int(model.config.num_labels) if self.method == "supervised" else 1
+        self.target = outputs - 1 if target is None else int(target)
+        if not 0 <= self.target < outputs:
+            raise UsageError(f"target must index one of the model's {outputs} outputs, got {target}")
+        self.model, self.tokenizer = model, tokenizer
+        self.run = Scoring(model, tokenizer, device, batch_size, reuse_prefix)
+        self.window, self.window_mode = window, window_mode
+        self.rc_average = rc_average and getattr(model.config, "rc_mode", "none") != "average"
         self._owns_fasta = not isinstance(fasta, Fasta)
         self.fasta = Fasta(fasta) if self._owns_fasta else fasta
-        self.skipped: Counter = Counter()  # variants left out by the last score() call, by reason
+        self.summary: dict[str, Any] = {}  # counts of the last score_vcf() call
 
     @classmethod
     def from_pretrained(cls, model: str | os.PathLike, *, fasta: str | os.PathLike | Fasta, device: str = "cpu",
-                        window: int | None = None, rc_average: bool = True,
-                        batch_size: int = 16) -> VariantScorer:  # fmt: skip
-        """A scorer from a Lightning checkpoint (.ckpt) or a ``save_pretrained`` directory (causal models)."""
-        net, tokenizer, _ = load_model(model, "causal", device)
-        return cls(net, tokenizer, fasta, device=device, window=window, rc_average=rc_average,
-                   batch_size=batch_size)  # fmt: skip
+                        dtype: str | torch.dtype | None = None, **options: Any) -> VariantScorer:  # fmt: skip
+        """A scorer from a Lightning checkpoint (.ckpt) or a ``save_pretrained`` directory; ``dtype`` (e.g.
+        ``bfloat16``) casts the weights; ``options`` are the constructor's."""
+        net, tokenizer, _ = load_model(model, _model_kind(model), device)
+        if dtype is not None:
+            net = net.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
+        return cls(net, tokenizer, fasta, device=device, **options)
 
-    def score(self, variants: Iterable[Variant], *, progress: bool = True) -> pd.DataFrame:
-        """One row per scored variant (columns :data:`COLUMNS`); variants too long for the window are left
-        out and counted in ``self.skipped``."""
-        self.skipped = Counter()
-        kept: list[tuple[Variant, VariantWindows]] = []
-        for variant in variants:
-            windows = variant_windows(variant, self.fasta, self.window)
-            if windows is None:
-                self.skipped[TOO_LONG] += 1
+    @property
+    def columns(self) -> list[str]:
+        """The table's columns: :data:`COLUMNS` and the method's extra ones."""
+        extra = list(EXTRA_COLUMNS[self.method])
+        if self.method == "supervised" and self.run.model.config.num_labels > 1:
+            extra = [f"delta_{k}" for k in range(self.run.model.config.num_labels)]
+        return [*COLUMNS, *extra]
+
+    def score(self, variants: Iterable[Variant | SkippedAllele], *, progress: bool = True) -> pd.DataFrame:
+        """One row per input (variants scored, :class:`SkippedAllele` passed through with their reason)."""
+        items = list(variants)
+        windows: dict[int, VariantWindows] = {}
+        status = []
+        for i, item in enumerate(items):
+            if isinstance(item, SkippedAllele):
+                status.append(item.reason)
+            elif self.method == "masked_marginal" and len(item.ref) != len(item.alt):
+                status.append(UNSUPPORTED)
+            elif (found := variant_windows(item, self.fasta, self.window, self.window_mode)) is None:
+                status.append(TOO_LONG)
             else:
-                kept.append((variant, windows))
-        if self.skipped:
-            log.warning("%d variants longer than half the window (%d bases) were skipped",
-                        self.skipped[TOO_LONG], self.window)  # fmt: skip
-        forward = self._llrs([(w.ref, w.alt, w.shared) for _, w in kept], progress, "forward")
-        if self.rc_average:
-            pairs = [(reverse_complement(w.ref), reverse_complement(w.alt), w.shared_rc) for _, w in kept]
-            reverse = self._llrs(pairs, progress, "reverse")
-            llr = (forward + reverse) / 2
-        else:
-            reverse, llr = np.full(len(kept), np.nan), forward
-        rows = {
-            "contig": [v.contig for v, _ in kept],
-            "pos": [v.pos + 1 for v, _ in kept],
-            "id": [v.id for v, _ in kept],
-            "ref": [v.ref for v, _ in kept],
-            "alt": [v.alt for v, _ in kept],
-            "kind": [v.kind for v, _ in kept],
-            "llr": llr,
-            "llr_forward": forward,
-            "llr_reverse": reverse,
-            "window_start": np.array([w.start for _, w in kept], dtype=np.int64),
-        }
-        return pd.DataFrame(rows, columns=list(COLUMNS))
+                windows[i] = found
+                status.append("scored")
+        table = pd.DataFrame(np.nan, index=range(len(items)), columns=self.columns[_DESCRIBED + 1 :])
+        if windows:
+            table.iloc[list(windows), :] = self._score_windows(list(windows.values()), progress)
+        described = pd.DataFrame([_describe(item) for item in items], columns=list(COLUMNS[:_DESCRIBED]))
+        table.insert(0, "status", status)
+        return pd.concat([described, table], axis=1).astype({"window_start": "Int64", "window_end": "Int64"})
 
-    def score_vcf(self, vcf: str | os.PathLike, *, ref_policy: str = "skip",
-                  progress: bool = True) -> tuple[pd.DataFrame, dict[str, Any]]:  # fmt: skip
-        """(table, summary) for every ALT allele of ``vcf``. The summary is :func:`read_variants`' with
-        ``too_long_for_window`` added to ``skipped`` and ``scored`` rows; ``alleles == scored + skipped``."""
-        reader = read_variants(vcf, self.fasta, ref_policy=ref_policy)
-        table = self.score(reader, progress=progress)
+    def iter_score_vcf(self, vcf: str | os.PathLike, *, ref_policy: str = "skip", aliases: bool = False,
+                       chunk_size: int = 4096, progress: bool = True) -> Iterator[pd.DataFrame]:  # fmt: skip
+        """Tables of consecutive chunks of ``vcf``'s alleles; ``self.summary`` is complete once exhausted."""
+        items: list[Variant | SkippedAllele] = []
+        reader = read_variants(vcf, self.fasta, ref_policy=ref_policy, aliases=aliases, on_skip=items.append)
+        counts: Counter = Counter()
+        with tqdm(desc="scoring variants", unit="allele", disable=not progress) as bar:
+            for variant in reader:
+                if len(items) >= chunk_size:  # flush whole records only: an annotated VCF writes them at once
+                    cut = next((i for i, item in enumerate(items) if item.record == variant.record), len(items))
+                    if cut:
+                        yield self._chunk(items[:cut], counts, bar)
+                        del items[:cut]
+                items.append(variant)
+            if items:
+                yield self._chunk(items, counts, bar)
         summary = reader.summary.as_dict()
-        summary["skipped"][TOO_LONG] = self.skipped[TOO_LONG]
-        summary["scored"] = len(table)
-        return table, summary
+        summary["skipped"] |= {TOO_LONG: counts[TOO_LONG], UNSUPPORTED: counts[UNSUPPORTED]}
+        summary["scored"] = counts["scored"]
+        summary["method"], summary["window"], summary["window_mode"] = self.method, self.window, self.window_mode
+        self.summary = summary
+        if counts[TOO_LONG]:
+            log.warning("%d alleles longer than half the window (%d bases) were not scored", counts[TOO_LONG],
+                        self.window)  # fmt: skip
 
-    def _llrs(self, pairs: list[tuple[str, str, int]], progress: bool, strand: str) -> np.ndarray:
-        """(N,) sum of log P(alt tokens from ``shared`` on) minus the same for ref, in nats."""
-        jobs = [(seq, shared) for ref, alt, shared in pairs for seq in (ref, alt)]
-        totals = np.zeros(len(jobs))
-        order = sorted(range(len(jobs)), key=lambda i: len(jobs[i][0]))  # similar lengths pad little
-        bar = tqdm(total=len(jobs), desc=f"scoring {strand} windows", unit="window",
-                   disable=not progress or len(pairs) <= 8)  # fmt: skip
-        for i in range(0, len(order), self.batch_size):
-            chunk = order[i : i + self.batch_size]
-            totals[chunk] = self._suffix_log_probs([jobs[j] for j in chunk])
-            bar.update(len(chunk))
+    def score_vcf(self, vcf: str | os.PathLike, **options: Any) -> pd.DataFrame:
+        """Every ALT allele of ``vcf`` (options as :meth:`iter_score_vcf`); counts in ``self.summary``."""
+        chunks = list(self.iter_score_vcf(vcf, **options))
+        return pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=self.columns)
+
+    def _chunk(self, items: list, counts: Counter, bar: Any) -> pd.DataFrame:
+        table = self.score(items, progress=False)
+        counts.update(table["status"])
+        bar.update(len(items))
+        return table
+
+    def _score_windows(self, windows: list[VariantWindows], progress: bool) -> np.ndarray:
+        """(n, 5 + extra): score, score_forward, score_reverse, window_start, window_end, extra columns."""
+        strands = 2 if self.rc_average else 1
+        bar = tqdm(total=len(windows) * strands, desc=f"{self.method} scores", unit="variant",
+                   disable=not progress or len(windows) <= 8)  # fmt: skip
+        forward = score_strand(self.method, self.run, [w.forward for w in windows], bar.update)  # (n, K)
+        reverse = score_strand(self.method, self.run, [w.reverse for w in windows], bar.update) if strands == 2 \
+            else np.full_like(forward, np.nan)  # fmt: skip
         bar.close()
-        return totals[1::2] - totals[0::2]
-
-    def _suffix_log_probs(self, jobs: list[tuple[str, int]]) -> np.ndarray:
-        """(B,) sum over tokens t >= max(shared, 1) of log P(token t | tokens < t)."""
-        ids = [np.asarray(self.tokenizer.encode(seq), dtype=np.int64) for seq, _ in jobs]
-        width = max(x.size for x in ids)
-        batch = torch.full((len(ids), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        for row, x in enumerate(ids):
-            batch[row, : x.size] = torch.from_numpy(x)  # right padding: a causal model's earlier outputs ignore it
-        logp = token_log_probs(self.model, batch.to(self.device)).double().cpu().numpy()  # (B, T-1)
-        return np.array([logp[row, max(shared, 1) - 1 : x.size - 1].sum()
-                         for row, ((_, shared), x) in enumerate(zip(jobs, ids, strict=True))])  # fmt: skip
+        both = (forward + reverse) / 2 if strands == 2 else forward  # (n, K)
+        score = both[:, self.target] if self.method == "supervised" else both[:, 0]
+        extra = both if self.method == "supervised" and both.shape[1] > 1 else both[:, 1:]
+        column = self.target if self.method == "supervised" else 0
+        bounds = np.array([[w.start, w.end] for w in windows], dtype=np.float64).reshape(-1, 2)
+        return np.column_stack([score, forward[:, column], reverse[:, column], bounds, extra])
 
     def close(self) -> None:
         if self._owns_fasta:
@@ -189,12 +200,42 @@ class VariantScorer:
         self.close()
 
 
-def write_scores(table: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Write the table as TSV (the only format for now); NaN cells are left empty."""
-    check_output_suffix(path)
-    table.to_csv(path, sep="\t", index=False, na_rep="", float_format="%.8g")
+def _describe(item: Variant | SkippedAllele) -> tuple:
+    """(contig, pos, id, ref, alt, record, allele, variant, kind): the input allele, as the VCF wrote it."""
+    where = (item.record, item.allele)
+    if isinstance(item, SkippedAllele):
+        return item.contig, item.pos, item.id, item.ref, item.alt, *where, "", ""
+    if item.vcf_ref:
+        return item.contig, item.vcf_pos, item.id, item.vcf_ref, item.vcf_alt, *where, str(item), item.kind
+    return item.contig, item.pos + 1, item.id, item.ref, item.alt, *where, str(item), item.kind
 
 
-def check_output_suffix(path: str | os.PathLike) -> None:
-    if not os.fspath(path).endswith(".tsv"):
-        raise UsageError("unsupported output format; supported: .tsv", path=path)
+def _resolve_method(method: str, model: Any) -> str:
+    kind = type(model).__name__
+    if method == "auto":
+        if kind not in _KIND_METHOD:
+            raise UsageError(f"no default scoring method for a {kind}; choose one of {METHODS}")
+        return _KIND_METHOD[kind]
+    if method not in METHODS:
+        raise UsageError(f"method must be 'auto' or one of {METHODS}, got {method!r}")
+    if method != "embedding" and _KIND_METHOD.get(kind) != method:
+        raise UsageError(f"method {method!r} needs a {_needs(method)}; this model is a {kind}")
+    return method
+
+
+def _needs(method: str) -> str:
+    return {"llr": "causal language model", "masked_marginal": "masked language model",
+            "supervised": "sequence classification/regression model"}[method]  # fmt: skip
+
+
+def _model_kind(path: str | os.PathLike) -> str | None:
+    """The loader's model kind for a save_pretrained directory (from config.json); None for a checkpoint."""
+    if not Path(path).is_dir():
+        return None
+    config = Path(path) / "config.json"
+    if not config.is_file():
+        return "causal"  # the loader names the missing file
+    architectures = json.loads(config.read_text()).get("architectures") or []
+    kinds = {"GenoLongForCausalLM": "causal", "GenoLongForMaskedLM": "masked",
+             "GenoLongForSequenceClassification": "classification"}  # fmt: skip
+    return kinds.get(architectures[0] if architectures else "", "causal")

@@ -44,7 +44,8 @@ def scorer(model_dir):
 
 @pytest.fixture(scope="module")
 def bundled(scorer):
-    return scorer.score_vcf(VCF, ref_policy="skip", progress=False)
+    table = scorer.score_vcf(VCF, ref_policy="skip", progress=False)
+    return table, scorer.summary
 
 
 def read_genome(path) -> str:
@@ -54,27 +55,32 @@ def read_genome(path) -> str:
     return "".join(lines[1:]).upper()
 
 
-def test_bundled_vcf_one_row_per_usable_allele_and_every_allele_counted(bundled):
+def test_bundled_vcf_one_row_per_allele_and_every_allele_accounted_for(bundled):
     table, summary = bundled
     assert list(table.columns) == list(COLUMNS)
-    assert summary["records"] == 14
-    assert summary["scored"] == len(table) == summary["variants"]
+    assert summary["records"] == 14 and len(table) == summary["alleles"] == 16
+    scored = table[table["status"] == "scored"]
+    assert summary["scored"] == len(scored) == summary["variants"] == 10
     assert summary["alleles"] == summary["scored"] + sum(summary["skipped"].values())
-    assert summary["skipped"]["too_long_for_window"] == 0
-    assert {"symbolic", "breakend", "missing_alt", "spanning_deletion", "out_of_bounds"} <= {
-        reason for reason, n in summary["skipped"].items() if n
+    assert table["status"].value_counts().drop("scored").to_dict() == {
+        reason: n for reason, n in summary["skipped"].items() if n
     }
+    assert {"symbolic", "breakend", "missing_alt", "spanning_deletion", "out_of_bounds"} <= set(table["status"])
+    assert table["record"].is_monotonic_increasing and table["record"].nunique() == 14
     multi = table[table["id"] == "multiallelic"]
-    assert len(multi) == 2 and set(multi["kind"]) == {"deletion", "SNV"}
-    assert set(table["kind"]) == {"SNV", "MNV", "insertion", "deletion"}
-    assert np.isfinite(table[["llr", "llr_forward", "llr_reverse"]].to_numpy()).all()
-    np.testing.assert_allclose(table["llr"], (table["llr_forward"] + table["llr_reverse"]) / 2)
+    assert multi["allele"].tolist() == [1, 2] and set(multi["kind"]) == {"deletion", "SNV"}
+    assert multi["alt"].tolist() == ["A", "CG"] and multi["variant"].tolist()[1] == "MIIJ01000039.1:2000:A>C"
+    assert set(scored["kind"]) == {"SNV", "MNV", "insertion", "deletion"}
+    assert np.isfinite(scored[["score", "score_forward", "score_reverse"]].to_numpy()).all()
+    np.testing.assert_allclose(scored["score"], (scored["score_forward"] + scored["score_reverse"]) / 2)
+    assert table.loc[table["status"] != "scored", "score"].isna().all()
 
 
-def test_ref_mismatch_record_is_skipped_and_counted(bundled):
+def test_ref_mismatch_record_gets_a_row_with_its_reason(bundled):
     table, summary = bundled
     assert summary["skipped"]["ref_mismatch"] == 1
-    assert "ref_mismatch" not in set(table["id"])
+    row = table[table["id"] == "ref_mismatch"].iloc[0]
+    assert row["status"] == "ref_mismatch" and np.isnan(row["score"]) and row["pos"] == 24000
 
 
 def _full_log_prob(model, tokenizer, seq: str) -> float:
@@ -103,9 +109,9 @@ def test_snv_llr_equals_two_full_forward_passes(bundled, model_dir):
     forward = _full_log_prob(model, tokenizer, alt) - _full_log_prob(model, tokenizer, ref)
     rc = reverse_complement
     reverse = _full_log_prob(model, tokenizer, rc(alt)) - _full_log_prob(model, tokenizer, rc(ref))
-    assert row["llr_forward"] == pytest.approx(forward, abs=1e-4)
-    assert row["llr_reverse"] == pytest.approx(reverse, abs=1e-4)
-    assert row["llr"] == pytest.approx((forward + reverse) / 2, abs=1e-4)
+    assert row["score_forward"] == pytest.approx(forward, abs=1e-4)
+    assert row["score_reverse"] == pytest.approx(reverse, abs=1e-4)
+    assert row["score"] == pytest.approx((forward + reverse) / 2, abs=1e-4)
     assert forward != pytest.approx(reverse, abs=1e-6)  # the two strands are really different computations
 
 
@@ -126,12 +132,12 @@ def test_reverse_complemented_genome_gives_the_same_llr(bundled, scorer, tmp_pat
                       line: int(line.split("\t")[1]))) + "\n")  # fmt: skip
     assert rcg[length - 300] == "A"  # the reverse complement of the T at POS 300
     with VariantScorer(scorer.model, scorer.tokenizer, rc_fasta, window=WINDOW) as rc_scorer:
-        rc_table, summary = rc_scorer.score_vcf(rc_vcf, ref_policy="error", progress=False)
-    assert summary["scored"] == 3
+        rc_table = rc_scorer.score_vcf(rc_vcf, ref_policy="error", progress=False)
+        assert rc_scorer.summary["scored"] == 3
     for r in chosen.itertuples():
         other = rc_table[rc_table["id"] == r.id].iloc[0]
-        assert other["llr"] == pytest.approx(r.llr, abs=1e-4)
-        assert other["llr_forward"] == pytest.approx(r.llr_reverse, abs=1e-4)
+        assert other["score"] == pytest.approx(r.score, abs=1e-4)
+        assert other["score_forward"] == pytest.approx(r.score_reverse, abs=1e-4)
         assert other["window_start"] == length - (r.window_start + WINDOW)
 
 
@@ -143,9 +149,9 @@ def test_variants_at_the_contig_ends_get_shifted_windows(bundled, scorer):
     first_base = scorer.fasta.fetch(CONTIG, 0, 1).upper()
     other = "A" if first_base != "A" else "C"
     first = scorer.score([Variant(CONTIG, 0, first_base, other, id="first")], progress=False)
-    assert first["window_start"].tolist() == [0] and np.isfinite(first["llr"]).all()
+    assert first["window_start"].tolist() == [0] and np.isfinite(first["score"]).all()
     edge_deletion = table[table["id"] == "edge_first_deletion"].iloc[0]
-    assert edge_deletion["window_start"] == 0 and np.isfinite(edge_deletion["llr"])
+    assert edge_deletion["window_start"] == 0 and np.isfinite(edge_deletion["score"])
 
 
 def test_variants_longer_than_half_the_window_are_skipped_and_counted(scorer):
@@ -153,15 +159,16 @@ def test_variants_longer_than_half_the_window_are_skipped_and_counted(scorer):
         seq = small.fasta.fetch(CONTIG, 1000, 1006).upper()
         variants = [Variant(CONTIG, 1000, seq, seq[0]), Variant(CONTIG, 1000, seq[:2], seq[0])]
         table = small.score(variants, progress=False)
-        assert len(table) == 1 and small.skipped["too_long_for_window"] == 1
-        assert table["window_start"].tolist() == [1000 - 3]  # flank (8 - 2) // 2 = 3
+    assert table["status"].tolist() == ["too_long_for_window", "scored"]
+    assert np.isnan(table["score"][0]) and np.isfinite(table["score"][1])
+    assert table["window_start"][1] == 1000 - 3  # flank (8 - 2) // 2 = 3
 
 
 def test_no_rc_average_scores_the_forward_strand_only(scorer):
     with VariantScorer(scorer.model, scorer.tokenizer, scorer.fasta, window=WINDOW, rc_average=False) as fwd:
         base = fwd.fasta.fetch(CONTIG, 5000, 5001).upper()
         table = fwd.score([Variant(CONTIG, 5000, base, "A" if base != "A" else "G")], progress=False)
-    assert np.isnan(table["llr_reverse"]).all() and (table["llr"] == table["llr_forward"]).all()
+    assert np.isnan(table["score_reverse"]).all() and (table["score"] == table["score_forward"]).all()
 
 
 def test_cli_exit_codes_and_tsv(model_dir, tmp_path):
@@ -171,11 +178,13 @@ def test_cli_exit_codes_and_tsv(model_dir, tmp_path):
     assert missing.returncode == 3, missing.stderr[-2000:]
     assert "nope.vcf.gz" in missing.stderr and "Traceback" not in missing.stderr
     bad = run_cli("score-variants", *common, "--vcf", VCF, "--output", tmp_path / "out.csv", cwd=REPO)
-    assert bad.returncode == 2 and ".tsv" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 2 and ".parquet" in bad.stderr and "Traceback" not in bad.stderr
     out_file = tmp_path / "out.tsv"
     ok = run_cli("score-variants", *common, "--vcf", VCF, "--output", out_file, "--no_rc_average", cwd=REPO)
     assert ok.returncode == 0, ok.stderr[-3000:]
     assert "ref_mismatch: 1" in ok.stderr and "scored: 10" in ok.stderr
     rows = list(csv.DictReader(out_file.open(), delimiter="\t"))
-    assert list(rows[0]) == list(COLUMNS) and len(rows) == 10
-    assert all(row["llr_reverse"] == "" and float(row["llr"]) == float(row["llr_forward"]) for row in rows)
+    assert list(rows[0]) == list(COLUMNS) and len(rows) == 16
+    scored = [row for row in rows if row["status"] == "scored"]
+    assert len(scored) == 10 and all(row["score_reverse"] == "" for row in rows)
+    assert all(float(row["score"]) == float(row["score_forward"]) for row in scored)

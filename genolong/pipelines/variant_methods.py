@@ -1,0 +1,156 @@
+"""Scoring methods of :class:`~genolong.pipelines.variant_effect.VariantScorer`, one strand at a time.
+
+Each method takes the (ref, alt) window pairs of one strand and returns an (N, K) float64 array; column 0 is the
+score, the others are named by ``EXTRA_COLUMNS`` (or ``delta_<k>`` for a supervised model's outputs).
+
+- ``llr`` (causal LM): log P(alt window) - log P(ref window), in nats. The first ``shared`` tokens are the same in
+  both windows and so are their log-probabilities: only tokens from the first differing one on are summed. With
+  ``reuse_prefix`` the shared prefix runs once, with a decoding cache (attention keys/values, recurrent states,
+  Hyena's input history), and only the two suffixes run from it; otherwise both windows run in full. The first
+  token of a window is conditioned on, never predicted.
+- ``masked_marginal`` (masked LM, substitutions only): the ref window with the changed bases masked, one pass;
+  the sum over those positions of log p(alt base) - log p(ref base), in nats (bases of an MNV scored
+  independently).
+- ``embedding`` (any model): 1 - cosine similarity of the mean-pooled final hidden states of the two windows,
+  and their L2 distance as a second column.
+- ``supervised`` (sequence classification/regression model): prediction(alt) - prediction(ref) for every output:
+  class probabilities (softmax, or sigmoid for multi-label models) or regression values.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from genolong.pipelines.variant_windows import StrandPair
+
+METHODS = ("llr", "masked_marginal", "embedding", "supervised")
+EXTRA_COLUMNS = {"llr": (), "masked_marginal": (), "embedding": ("l2_distance",), "supervised": ()}
+
+
+@dataclass
+class Scoring:
+    """What every method needs: the model, its tokenizer and how to run it."""
+
+    model: Any
+    tokenizer: Any
+    device: str = "cpu"
+    batch_size: int = 16  # variants per forward pass (a pass holds up to 2 windows per variant)
+    reuse_prefix: bool = True  # llr only
+
+    def ids(self, sequences: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input_ids, attention_mask), each (B, T) on the device, right-padded."""
+        batch = self.tokenizer.batch_encode(sequences, return_tensors="pt")
+        return batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
+
+
+Tick = Callable[[int], None]
+
+
+def score_strand(method: str, run: Scoring, pairs: list[StrandPair], tick: Tick) -> np.ndarray:
+    """(N, K) scores of one strand's window pairs with ``method``."""
+    if not pairs:
+        return np.zeros((0, 1))
+    scorer = {"llr": _llr, "masked_marginal": _masked_marginal, "embedding": _embedding,
+              "supervised": _supervised}[method]  # fmt: skip
+    if method == "llr":  # group windows sharing a prefix length (cache rows must have equal lengths)
+        groups: dict[int, list[int]] = defaultdict(list)
+        for i, pair in enumerate(pairs):
+            groups[pair.shared if run.reuse_prefix else 0].append(i)
+        chunks = [c for idx in groups.values() for c in _chunks(idx, pairs, run.batch_size)]
+    else:
+        chunks = _chunks(list(range(len(pairs))), pairs, run.batch_size)
+    out: np.ndarray | None = None
+    with torch.inference_mode():
+        for chunk in chunks:
+            values = scorer(run, [pairs[i] for i in chunk])  # (n, K)
+            out = np.zeros((len(pairs), values.shape[1])) if out is None else out
+            out[chunk] = values
+            tick(len(chunk))
+    return out
+
+
+def _chunks(indices: list[int], pairs: list[StrandPair], size: int) -> list[list[int]]:
+    """Batches of ``size``, windows of similar length together (little padding)."""
+    ordered = sorted(indices, key=lambda i: max(len(pairs[i].ref), len(pairs[i].alt)))
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
+
+
+def _llr(run: Scoring, pairs: list[StrandPair]) -> np.ndarray:
+    shared = pairs[0].shared
+    if run.reuse_prefix and shared > 0:
+        totals = _suffix_log_probs_from_prefix(run, pairs, shared)  # (n, 2)
+    else:
+        totals = _suffix_log_probs(run, pairs)
+    return (totals[:, 1] - totals[:, 0])[:, None]
+
+
+def _suffix_log_probs(run: Scoring, pairs: list[StrandPair]) -> np.ndarray:
+    """(n, 2) sum of log P(token t | tokens < t) over t >= max(shared, 1), ref and alt, from full passes."""
+    seqs = [s for p in pairs for s in (p.ref, p.alt)]
+    ids, mask = run.ids(seqs)  # (2n, T)
+    logp = _next_token_log_probs(run.model(input_ids=ids).logits, ids)  # (2n, T-1)
+    starts = torch.tensor([max(p.shared, 1) - 1 for p in pairs for _ in (0, 1)], device=ids.device)
+    keep = (torch.arange(ids.shape[1] - 1, device=ids.device)[None] >= starts[:, None]) & mask[:, 1:].bool()
+    return (logp * keep).sum(1).double().cpu().numpy().reshape(-1, 2)
+
+
+def _suffix_log_probs_from_prefix(run: Scoring, pairs: list[StrandPair], shared: int) -> np.ndarray:
+    """The same sums, running the shared prefix once and both suffixes from its decoding cache."""
+    prefix, _ = run.ids([p.ref[:shared] for p in pairs])  # (n, P), equal lengths
+    out = run.model(input_ids=prefix, use_cache=True)
+    first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (n, V) predicts the first suffix token
+    cache = out.past_key_values
+    cache.batch_repeat_interleave(2)  # rows: ref 0, alt 0, ref 1, alt 1, ...
+    suffix, mask = run.ids([s[shared:] for p in pairs for s in (p.ref, p.alt)])  # (2n, S), right-padded
+    logits = run.model(input_ids=suffix, past_key_values=cache).logits  # (2n, S, V)
+    logp = _next_token_log_probs(logits, suffix) * mask[:, 1:]  # (2n, S-1)
+    head = first.repeat_interleave(2, dim=0).gather(1, suffix[:, :1])[:, 0]  # (2n,)
+    return (head + logp.sum(1)).double().cpu().numpy().reshape(-1, 2)
+
+
+def _next_token_log_probs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """logits (B, T, V), ids (B, T) -> (B, T-1) log P(ids[:, t+1] | ids[:, :t+1]) in float32."""
+    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    return logp.gather(-1, ids[:, 1:, None])[..., 0]
+
+
+def _masked_marginal(run: Scoring, pairs: list[StrandPair]) -> np.ndarray:
+    ref_ids, mask = run.ids([p.ref for p in pairs])  # (n, T)
+    alt_ids, _ = run.ids([p.alt for p in pairs])
+    changed = ref_ids != alt_ids  # (n, T) the substituted positions
+    masked = ref_ids.masked_fill(changed, run.tokenizer.mask_token_id)
+    logp = torch.log_softmax(run.model(input_ids=masked, attention_mask=mask).logits.float(), dim=-1)
+    diff = logp.gather(-1, alt_ids[..., None])[..., 0] - logp.gather(-1, ref_ids[..., None])[..., 0]  # (n, T)
+    return (diff * changed).sum(1).double().cpu().numpy()[:, None]
+
+
+def _embedding(run: Scoring, pairs: list[StrandPair]) -> np.ndarray:
+    from genolong.pipelines.embed import embed_sequences
+
+    embedded = embed_sequences(run.model, run.tokenizer, [s for p in pairs for s in (p.ref, p.alt)],
+                               pooling="mean", batch_size=2 * len(pairs), device=run.device)  # fmt: skip
+    ref, alt = torch.from_numpy(embedded[0::2]).double(), torch.from_numpy(embedded[1::2]).double()  # (n, D)
+    cosine = 1 - torch.nn.functional.cosine_similarity(ref, alt, dim=-1)
+    return torch.stack([cosine, (alt - ref).norm(dim=-1)], dim=1).numpy()
+
+
+def _supervised(run: Scoring, pairs: list[StrandPair]) -> np.ndarray:
+    ids, mask = run.ids([s for p in pairs for s in (p.ref, p.alt)])  # (2n, T)
+    logits = run.model(input_ids=ids, attention_mask=mask).logits.float()  # (2n, K)
+    predictions = supervised_outputs(run.model.config, logits).double().cpu().numpy()
+    return predictions[1::2] - predictions[0::2]
+
+
+def supervised_outputs(config: Any, logits: torch.Tensor) -> torch.Tensor:
+    """What a task head predicts: class probabilities, label probabilities or regression values."""
+    if config.num_labels == 1 or config.problem_type == "regression":
+        return logits
+    if config.problem_type == "multi_label_classification":
+        return torch.sigmoid(logits)
+    return torch.softmax(logits, dim=-1)

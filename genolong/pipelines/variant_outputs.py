@@ -1,0 +1,123 @@
+"""Write variant scores as they are computed: TSV (``.tsv``, ``.tsv.gz``), parquet, or the input VCF annotated.
+
+Chunks of :meth:`VariantScorer.iter_score_vcf` are appended as they come, so a VCF of any size is scored in
+bounded memory. Every output is written to a temporary file beside the target and renamed when complete: an
+interrupted run never leaves a partial file under the final name.
+
+The annotated VCF (``.vcf``, ``.vcf.gz``, ``.bcf``) is the input, record for record, with INFO fields declared
+in its header (``Number=A``: one value per ALT allele, ``.`` for an allele that was not scored):
+``GL_SCORE``, ``GL_SCORE_FWD``, ``GL_SCORE_REV`` (floats) and ``GL_STATUS`` (``scored`` or the skip reason).
+A record with no ALT is copied unchanged.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from genolong.errors import UsageError
+from genolong.io.variants import HtslibLog
+
+SUFFIXES = (".tsv", ".tsv.gz", ".parquet", ".vcf", ".vcf.gz", ".bcf")
+VCF_FIELDS = {"score": "GL_SCORE", "score_forward": "GL_SCORE_FWD", "score_reverse": "GL_SCORE_REV"}
+_TEXT = ("contig", "id", "ref", "alt", "variant", "kind", "status")
+
+
+def output_format(path: str | os.PathLike) -> str:
+    """The suffix of ``path`` among :data:`SUFFIXES`; a UsageError (exit 2) otherwise."""
+    name = os.fspath(path)
+    for suffix in sorted(SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix):
+            return suffix
+    raise UsageError(f"unsupported output format; supported: {', '.join(SUFFIXES)}", path=path)
+
+
+def write_variant_scores(scorer: Any, vcf: str | os.PathLike, output: str | os.PathLike, **options: Any) -> dict:
+    """Score ``vcf`` with ``scorer`` chunk by chunk into ``output``; returns the scorer's summary.
+    ``options`` go to :meth:`VariantScorer.iter_score_vcf` (ref_policy, aliases, chunk_size, progress)."""
+    suffix = output_format(output)
+    chunks = scorer.iter_score_vcf(vcf, **options)
+    temporary = Path(f"{output}.partial{suffix}")
+    try:
+        if suffix in (".tsv", ".tsv.gz"):
+            _write_tsv(chunks, temporary, suffix == ".tsv.gz")
+        elif suffix == ".parquet":
+            _write_parquet(chunks, temporary, scorer.columns)
+        else:
+            _write_vcf(chunks, vcf, temporary, suffix, scorer)
+        os.replace(temporary, output)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return scorer.summary
+
+
+def write_table(table: pd.DataFrame, output: str | os.PathLike) -> None:
+    """One finished table (e.g. from ``scorer.score(variants)``) as TSV or parquet."""
+    suffix = output_format(output)
+    if suffix == ".parquet":
+        _write_parquet([table], Path(output), list(table.columns))
+    elif suffix in (".tsv", ".tsv.gz"):
+        _write_tsv([table], Path(output), suffix == ".tsv.gz")
+    else:
+        raise UsageError("a table without its VCF is written as .tsv, .tsv.gz or .parquet", path=output)
+
+
+def _write_tsv(chunks: Iterable[pd.DataFrame], path: Path, compress: bool) -> None:
+    with gzip.open(path, "wt") if compress else open(path, "w") as fh:
+        for i, table in enumerate(chunks):
+            table.to_csv(fh, sep="\t", index=False, header=i == 0, na_rep="", float_format="%.8g")
+
+
+def _write_parquet(chunks: Iterable[pd.DataFrame], path: Path, columns: list[str]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    types = {c: pa.string() for c in _TEXT} | {c: pa.int64() for c in ("pos", "record", "allele")}
+    schema = pa.schema([(c, types.get(c, pa.int64() if c.startswith("window_") else pa.float64())) for c in columns])
+    with pq.ParquetWriter(path, schema) as writer:
+        for table in chunks:
+            writer.write_table(pa.Table.from_pandas(table, schema=schema, preserve_index=False))
+
+
+def _write_vcf(chunks: Iterator[pd.DataFrame], vcf: str | os.PathLike, path: Path, suffix: str, scorer: Any) -> None:
+    import pysam
+
+    with HtslibLog():  # the reader reported this file's htslib warnings already
+        source = pysam.VariantFile(os.fspath(vcf))
+        header = source.header.copy()
+        what = f"genolong {scorer.method} variant score"
+        for column, key in VCF_FIELDS.items():
+            strand = {"score": "mean of both strands", "score_forward": "forward strand",
+                      "score_reverse": "reverse strand"}[column]  # fmt: skip
+            header.add_line(f'##INFO=<ID={key},Number=A,Type=Float,Description="{what}, {strand}">')
+        header.add_line('##INFO=<ID=GL_STATUS,Number=A,Type=String,Description="genolong: scored, or why not">')
+        header.add_line(f"##genolong_variant_scores=<method={scorer.method},window={scorer.window},"
+                        f"window_mode={scorer.window_mode},rc_average={scorer.rc_average}>")  # fmt: skip
+        mode = {".vcf": "w", ".vcf.gz": "wz", ".bcf": "wb"}[suffix]
+        with source, pysam.VariantFile(os.fspath(path), mode, header=header) as sink:
+            records = enumerate(source, 1)
+            for table in chunks:
+                by_record = {n: rows for n, rows in table.groupby("record", sort=False)}
+                for number, record in records:
+                    record.translate(header)
+                    if record.alts:
+                        _annotate(record, by_record[number])
+                    sink.write(record)
+                    if number == table["record"].iloc[-1]:
+                        break
+
+
+def _annotate(record: Any, rows: pd.DataFrame) -> None:
+    """Set the GL_* INFO fields of ``record`` from its alleles' rows."""
+    alleles = {int(a): row for a, row in zip(rows["allele"], rows.itertuples(index=False), strict=True)}
+    n = len(record.alts)
+    for column, key in VCF_FIELDS.items():
+        values = [getattr(alleles[i], column) if i in alleles else np.nan for i in range(1, n + 1)]
+        record.info[key] = tuple(None if np.isnan(v) else float(v) for v in values)
+    record.info["GL_STATUS"] = tuple(alleles[i].status if i in alleles else "missing" for i in range(1, n + 1))

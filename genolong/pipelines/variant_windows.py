@@ -1,0 +1,89 @@
+"""The sequence windows a variant is scored on: a ref and an alt window per strand.
+
+``W`` = the window length in bases. Two layouts (``mode``):
+
+``centered`` (default; every method)
+    The ref window has the same number of flanking bases on each side of the REF allele:
+    ``flank = (W - max(len(ref), len(alt))) // 2``, spanning ``[pos - flank, end + flank)``, so the longer of the
+    ref and alt windows has at most ``W`` bases (for an insertion the ref window is shorter by its length). The
+    alt window is the ref window with the variant applied: both share the left flank ``[start, pos)`` and, for
+    indels too, cover the same reference bases after the variant. A window that would run past a contig end is
+    **shifted** (same length) to stay inside the contig; a contig shorter than the window is taken whole. The
+    reverse strand scores the reverse complements of the same two windows.
+``upstream`` (causal log-likelihood ratio only)
+    The window ends with the allele: ``W - max(len(ref), len(alt))`` bases of context before it, then REF or ALT,
+    nothing after. Near the contig start the context is **truncated**, not shifted (there is nothing to shift
+    to). On the reverse strand the "upstream" context is the forward strand's downstream: the windows are the
+    reverse complements of ``allele + the W - longest bases after it``.
+
+Both layouts put the variant at a fixed offset from identical flanks, and :func:`genolong.io.variants.read_variants`
+left-aligns indels, so equivalent representations of one indel get the same windows and the same score.
+A variant whose REF or ALT is longer than ``W // 2`` does not fit and gets no windows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from genolong.errors import UsageError
+from genolong.io.variants import Variant
+from genolong.tokenizers.alphabet import reverse_complement
+
+WINDOW_MODES = ("centered", "upstream")
+
+
+@dataclass(frozen=True)
+class StrandPair:
+    """The ref and alt sequences of one strand; their first ``shared`` bases are identical."""
+
+    ref: str
+    alt: str
+    shared: int
+    site: int  # offset of the allele in both sequences (its first base)
+
+
+@dataclass(frozen=True)
+class VariantWindows:
+    start: int  # 0-based first reference base of the forward windows
+    end: int  # 0-based end (exclusive) of the reference bases the forward ref window spans
+    forward: StrandPair
+    reverse: StrandPair
+
+
+def variant_windows(variant: Variant, fasta: Any, window: int, mode: str = "centered") -> VariantWindows | None:
+    """The windows of ``variant`` (see the module docstring); None when the variant does not fit."""
+    if mode not in WINDOW_MODES:
+        raise UsageError(f"window mode must be one of {WINDOW_MODES}, got {mode!r}")
+    longest = max(len(variant.ref), len(variant.alt))
+    if longest > window // 2:
+        return None
+    if mode == "centered":
+        return _centered(variant, fasta, window, longest)
+    return _upstream(variant, fasta, window, longest)
+
+
+def _centered(variant: Variant, fasta: Any, window: int, longest: int) -> VariantWindows:
+    flank = (window - longest) // 2
+    contig_length = fasta.lengths[variant.contig]
+    length = min(len(variant.ref) + 2 * flank, contig_length)
+    start = min(max(variant.pos - flank, 0), contig_length - length)
+    ref = fasta.fetch(variant.contig, start, start + length).upper()
+    alt = variant.apply(ref, offset=start)
+    left = variant.pos - start
+    right = length - left - len(variant.ref)
+    forward = StrandPair(ref, alt, left, left)
+    reverse = StrandPair(reverse_complement(ref), reverse_complement(alt), right, right)
+    return VariantWindows(start, start + length, forward, reverse)
+
+
+def _upstream(variant: Variant, fasta: Any, window: int, longest: int) -> VariantWindows:
+    context = window - longest
+    contig_length = fasta.lengths[variant.contig]
+    start = max(variant.pos - context, 0)
+    before = fasta.fetch(variant.contig, start, variant.pos).upper()
+    forward = StrandPair(before + variant.ref, before + variant.alt, len(before), len(before))
+    after = fasta.fetch(variant.contig, variant.end, min(variant.end + context, contig_length)).upper()
+    ref_rc, alt_rc = reverse_complement(variant.ref + after), reverse_complement(variant.alt + after)
+    reverse = StrandPair(ref_rc, alt_rc, len(after), len(after))
+    return VariantWindows(start, variant.end, forward, reverse)

@@ -1,0 +1,156 @@
+"""Variant-scoring methods, window modes and prefix reuse, each against an independent computation.
+
+Models here are random-initialised tiny ones: these tests check that each method computes what it defines,
+which needs no training (the trained-model checks are in test_variant_effect.py and test_planted_motif.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from genolong.io.fasta import Fasta
+from genolong.io.variants import Variant
+from genolong.models import GenoLongForCausalLM, GenoLongForMaskedLM, GenoLongForSequenceClassification
+from genolong.pipelines.variant_effect import VariantScorer
+from genolong.tokenizers.alphabet import reverse_complement
+from genolong.tokenizers.factory import build_tokenizer, model_config_fields
+from tests.conftest import DATA
+from tests.models.helpers import FAMILIES, tiny_config
+
+FASTA = DATA / "ecoli_200k.fa"
+VCF = DATA / "ecoli_200k.variants.vcf.gz"
+CONTIG = "MIIJ01000039.1"
+TOKENIZER = build_tokenizer("nucleotide")
+
+
+def make(model_class, mixers: str, seed: int = 0, **overrides):
+    torch.manual_seed(seed)
+    fields = {**model_config_fields(TOKENIZER), "max_position": 256, **overrides}
+    return model_class(tiny_config(mixers, **fields)).eval()
+
+
+@pytest.fixture(scope="module")
+def fasta():
+    with Fasta(FASTA) as f:
+        yield f
+
+
+def encode(seq: str) -> torch.Tensor:
+    return torch.as_tensor(TOKENIZER.encode(seq), dtype=torch.long)[None]  # (1, L)
+
+
+def log_prob(model, seq: str) -> np.ndarray:
+    """(len(seq) - 1,) log P(base t | bases < t) from one full forward pass, float64."""
+    ids = encode(seq)
+    with torch.no_grad():
+        logp = torch.log_softmax(model(input_ids=ids).logits.double(), dim=-1)[0]
+    return logp[:-1].gather(-1, ids[0, 1:, None])[:, 0].numpy()
+
+
+@pytest.mark.parametrize("family", ["hyena", "mamba2", "hybrid", "mlstm"])
+@pytest.mark.parametrize("mode", ["centered", "upstream"])
+def test_prefix_reuse_gives_the_scores_of_full_passes(family, mode, fasta):
+    model = make(GenoLongForCausalLM, FAMILIES[family])
+    options = dict(window=65, window_mode=mode, batch_size=4)
+    with VariantScorer(model, TOKENIZER, fasta, reuse_prefix=True, **options) as reuse, \
+            VariantScorer(model, TOKENIZER, fasta, reuse_prefix=False, **options) as naive:  # fmt: skip
+        fast = reuse.score_vcf(VCF, progress=False)
+        slow = naive.score_vcf(VCF, progress=False)
+    scored = fast["status"] == "scored"
+    assert scored.sum() == 10 and (fast["status"] == slow["status"]).all()
+    for column in ("score", "score_forward", "score_reverse"):
+        np.testing.assert_allclose(fast.loc[scored, column], slow.loc[scored, column], atol=2e-4, rtol=1e-4)
+
+
+def test_upstream_window_scores_the_allele_given_the_bases_before_it(fasta):
+    model = make(GenoLongForCausalLM, FAMILIES["hybrid"], seed=1)
+    pos, window = 5000, 33
+    base = fasta.fetch(CONTIG, pos, pos + 1).upper()
+    alt = "A" if base != "A" else "G"
+    with VariantScorer(model, TOKENIZER, fasta, window=window, window_mode="upstream") as scorer:
+        row = scorer.score([Variant(CONTIG, pos, base, alt)], progress=False).iloc[0]
+    before = fasta.fetch(CONTIG, pos - (window - 1), pos).upper()
+    after = fasta.fetch(CONTIG, pos + 1, pos + window).upper()
+    forward = log_prob(model, before + alt)[-1] - log_prob(model, before + base)[-1]
+    rc = reverse_complement
+    reverse = log_prob(model, rc(alt + after))[-1] - log_prob(model, rc(base + after))[-1]
+    assert row["score_forward"] == pytest.approx(forward, abs=1e-4)
+    assert row["score_reverse"] == pytest.approx(reverse, abs=1e-4)
+    assert (row["window_start"], row["window_end"]) == (pos - (window - 1), pos + 1)
+
+
+def test_masked_marginal_scores_the_masked_site_and_refuses_indels(fasta):
+    model = make(GenoLongForMaskedLM, FAMILIES["mamba2"], bidirectional=True)
+    pos, window = 7000, 21
+    ref_base = fasta.fetch(CONTIG, pos, pos + 1).upper()
+    alt_base = "T" if ref_base != "T" else "C"
+    deletion = Variant(CONTIG, pos, fasta.fetch(CONTIG, pos, pos + 2).upper(), ref_base)
+    with VariantScorer(model, TOKENIZER, fasta, window=window, rc_average=False) as scorer:
+        assert scorer.method == "masked_marginal"
+        table = scorer.score([Variant(CONTIG, pos, ref_base, alt_base), deletion], progress=False)
+    assert table["status"].tolist() == ["scored", "unsupported_by_method"]
+    ids = encode(fasta.fetch(CONTIG, pos - 10, pos + 11).upper())
+    ids[0, 10] = TOKENIZER.mask_token_id
+    with torch.no_grad():
+        logp = torch.log_softmax(model(input_ids=ids).logits.double(), dim=-1)[0, 10]
+    expected = logp[TOKENIZER.convert_tokens_to_ids(alt_base)] - logp[TOKENIZER.convert_tokens_to_ids(ref_base)]
+    assert table["score"][0] == pytest.approx(float(expected), abs=1e-4)
+
+
+def test_supervised_delta_is_the_change_of_the_prediction(fasta):
+    model = make(GenoLongForSequenceClassification, FAMILIES["hyena"], num_labels=3)
+    pos, window = 9000, 31
+    ref = fasta.fetch(CONTIG, pos - 15, pos + 16).upper()
+    alt = ref[:15] + ("A" if ref[15] != "A" else "C") + ref[16:]
+    with VariantScorer(model, TOKENIZER, fasta, window=window, target=1) as scorer:
+        assert scorer.method == "supervised"
+        row = scorer.score([Variant(CONTIG, pos, ref[15], alt[15])], progress=False).iloc[0]
+
+    def probabilities(seq):
+        with torch.no_grad():
+            return torch.softmax(model(input_ids=encode(seq)).logits.double(), dim=-1)
+
+    forward = (probabilities(alt) - probabilities(ref))[0]
+    reverse = (probabilities(reverse_complement(alt)) - probabilities(reverse_complement(ref)))[0]
+    expected = ((forward + reverse) / 2).numpy()
+    np.testing.assert_allclose(row[["delta_0", "delta_1", "delta_2"]].to_numpy(float), expected, atol=1e-5)
+    assert row["score"] == pytest.approx(expected[1], abs=1e-5)
+    assert row["score_forward"] == pytest.approx(float(forward[1]), abs=1e-5)
+
+
+def test_a_strand_symmetric_model_is_not_scored_twice(fasta):
+    model = make(GenoLongForSequenceClassification, FAMILIES["hyena"], num_labels=1, rc_mode="average")
+    base = fasta.fetch(CONTIG, 3000, 3001).upper()
+    with VariantScorer(model, TOKENIZER, fasta, window=31) as scorer:
+        row = scorer.score([Variant(CONTIG, 3000, base, "A" if base != "A" else "C")], progress=False).iloc[0]
+    assert np.isnan(row["score_reverse"]) and row["score"] == row["score_forward"]
+
+
+def test_embedding_distance_matches_pooled_hidden_states(fasta):
+    model = make(GenoLongForCausalLM, FAMILIES["mlstm"])
+    pos = 11000
+    ref = fasta.fetch(CONTIG, pos - 10, pos + 11).upper()
+    alt = ref[:10] + ("G" if ref[10] != "G" else "T") + ref[11:]
+    with VariantScorer(model, TOKENIZER, fasta, method="embedding", window=21, rc_average=False) as scorer:
+        row = scorer.score([Variant(CONTIG, pos, ref[10], alt[10])], progress=False).iloc[0]
+
+    def pooled(seq):
+        with torch.no_grad():
+            return model.model(input_ids=encode(seq)).last_hidden_state[0].double().mean(0)
+
+    a, b = pooled(ref), pooled(alt)
+    assert row["score"] == pytest.approx(float(1 - torch.cosine_similarity(a, b, dim=0)), abs=1e-5)
+    assert row["l2_distance"] == pytest.approx(float((a - b).norm()), rel=1e-4)
+
+
+def test_methods_that_do_not_fit_the_model_are_refused(fasta):
+    from genolong.errors import UsageError
+
+    causal = make(GenoLongForCausalLM, FAMILIES["hyena"])
+    with pytest.raises(UsageError, match="masked language model"):
+        VariantScorer(causal, TOKENIZER, fasta, method="masked_marginal")
+    masked = make(GenoLongForMaskedLM, FAMILIES["hyena"], bidirectional=True)
+    with pytest.raises(UsageError, match="upstream"):
+        VariantScorer(masked, TOKENIZER, fasta, window_mode="upstream")
