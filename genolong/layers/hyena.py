@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from genolong.layers.conv import short_conv_with_state
-from genolong.ops import long_conv
+from genolong.ops import long_conv, long_conv_tail
 
 
 class Sin(nn.Module):
@@ -127,7 +127,10 @@ class HyenaOperator(nn.Module):
             if past:
                 v = torch.cat([state["history"][i], v], dim=2)  # (B, D, past + L)
             history.append(v)
-            y = long_conv(v, h[i], skip=self.filter_bias[i], backend=self.backend)[:, :, -L:]  # (B, D, L)
+            if past:  # decoding: outputs for the L new positions only (direct sums when L is small)
+                y = long_conv_tail(v, h[i], skip=self.filter_bias[i], n=L, backend=self.backend)  # (B, D, L)
+            else:
+                y = long_conv(v, h[i], skip=self.filter_bias[i], backend=self.backend)  # (B, D, L)
             v = gates[i] * y
         if state is not None:
             state["history"] = history

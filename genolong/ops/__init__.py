@@ -6,9 +6,9 @@ implementation (see ``genolong.ops._backend``).
 """
 
 from genolong.ops._backend import BACKENDS, Backend
-from genolong.ops.long_conv import long_conv
+from genolong.ops.long_conv import long_conv, long_conv_tail
 from genolong.ops.mlstm import MLSTMState, mlstm
 from genolong.ops.short_conv import short_conv
 from genolong.ops.ssd import ssd_scan
 
-__all__ = ["BACKENDS", "Backend", "MLSTMState", "long_conv", "mlstm", "short_conv", "ssd_scan"]
+__all__ = ["BACKENDS", "Backend", "MLSTMState", "long_conv", "long_conv_tail", "mlstm", "short_conv", "ssd_scan"]

@@ -42,6 +42,7 @@ class Scoring:
     device: str = "cpu"
     batch_size: int = 16  # variants per forward pass (a pass holds up to 2 windows per variant)
     reuse_prefix: bool = True  # llr only
+    chunk_tokens: int = 32768  # llr with reuse_prefix: longest piece run at once (memory stays bounded)
 
     def ids(self, sequences: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """(input_ids, attention_mask), each (B, T) on the device, right-padded."""
@@ -101,17 +102,24 @@ def _suffix_log_probs(run: Scoring, pairs: list[StrandPair]) -> np.ndarray:
 
 
 def _suffix_log_probs_from_prefix(run: Scoring, pairs: list[StrandPair], shared: int) -> np.ndarray:
-    """The same sums, running the shared prefix once and both suffixes from its decoding cache."""
+    """The same sums, running the shared prefix once and both suffixes from its decoding cache, each in pieces
+    of at most ``run.chunk_tokens`` tokens (the cache carries the context between pieces)."""
     prefix, _ = run.ids([p.ref[:shared] for p in pairs])  # (n, P), equal lengths
-    out = run.model(input_ids=prefix, use_cache=True)
-    first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (n, V) predicts the first suffix token
-    cache = out.past_key_values
+    cache, last = None, None
+    for piece in prefix.split(run.chunk_tokens, dim=1):
+        out = run.model(input_ids=piece, past_key_values=cache, use_cache=True)
+        cache, last = out.past_key_values, out.logits[:, -1]
     cache.batch_repeat_interleave(2)  # rows: ref 0, alt 0, ref 1, alt 1, ...
+    previous = last.repeat_interleave(2, dim=0)  # (2n, V) predicts the first suffix token
     suffix, mask = run.ids([s[shared:] for p in pairs for s in (p.ref, p.alt)])  # (2n, S), right-padded
-    logits = run.model(input_ids=suffix, past_key_values=cache).logits  # (2n, S, V)
-    logp = _next_token_log_probs(logits, suffix) * mask[:, 1:]  # (2n, S-1)
-    head = first.repeat_interleave(2, dim=0).gather(1, suffix[:, :1])[:, 0]  # (2n,)
-    return (head + logp.sum(1)).double().cpu().numpy().reshape(-1, 2)
+    total = torch.zeros(suffix.shape[0], dtype=torch.float64, device=suffix.device)
+    for piece, real in zip(suffix.split(run.chunk_tokens, dim=1), mask.split(run.chunk_tokens, dim=1), strict=True):
+        logits = run.model(input_ids=piece, past_key_values=cache).logits  # (2n, s, V)
+        # previous piece's last logits predict this piece's first token: (2n, s + 1) logits for s targets
+        logp = _next_token_log_probs(torch.cat([previous[:, None], logits], 1), torch.cat([piece[:, :1], piece], 1))
+        total += (logp * real).sum(1).double()
+        previous = logits[:, -1]
+    return total.cpu().numpy().reshape(-1, 2)
 
 
 def _next_token_log_probs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:

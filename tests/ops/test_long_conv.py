@@ -112,3 +112,17 @@ def test_shape_errors():
         long_conv(u, torch.randn(2, 5))
     with pytest.raises(UsageError, match="skip"):
         long_conv(u, k, torch.randn(4))
+
+
+@pytest.mark.parametrize(("L", "Lk", "n"), [(1, 1, 1), (40, 40, 1), (40, 40, 7), (40, 9, 32), (100, 100, 33)])
+def test_tail_is_the_last_outputs_of_the_full_convolution(L, Lk, n):
+    """long_conv_tail (direct sums for n <= 32, FFT above) == the last n outputs, values and gradients."""
+    from genolong.ops import long_conv_tail
+
+    u, k, skip = make(2, 3, L, Lk, dtype=torch.float64, seed=n)
+    assert_same_outputs_and_grads(
+        lambda u, k, s: long_conv_tail(u, k, s, n=n), lambda u, k, s: conv1d_causal(u, k, s)[..., -n:],
+        (u, k, skip), 1e-10, names=("u", "k", "skip"),
+    )  # fmt: skip
+    with pytest.raises(UsageError, match="n must be"):
+        long_conv_tail(u, k, skip, n=L + 1)

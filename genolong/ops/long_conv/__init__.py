@@ -9,8 +9,9 @@ from genolong.ops._backend import Backend, select_backend
 from genolong.ops._validate import expect_ndim, expect_shape
 from genolong.ops.long_conv.fft import long_conv_fft
 from genolong.ops.long_conv.reference import long_conv_reference
+from genolong.ops.long_conv.tail import DIRECT_MAX_N, long_conv_tail_direct
 
-__all__ = ["long_conv", "long_conv_fft", "long_conv_reference"]
+__all__ = ["long_conv", "long_conv_fft", "long_conv_reference", "long_conv_tail"]
 
 
 def long_conv(
@@ -38,3 +39,20 @@ def long_conv(
     if chosen == "reference":
         return long_conv_reference(u, k, skip)
     return long_conv_fft(u, k, skip)
+
+
+def long_conv_tail(
+    u: torch.Tensor,
+    k: torch.Tensor,
+    skip: torch.Tensor | None = None,
+    *,
+    n: int,
+    backend: Backend = "auto",
+) -> torch.Tensor:
+    """``long_conv(u, k, skip)[..., -n:]``, (B, D, n): by direct sums when ``n`` is small (incremental decoding),
+    else by :func:`long_conv` on every position."""
+    if not 1 <= n <= u.shape[-1]:
+        raise UsageError(f"long_conv_tail: n must be between 1 and L={u.shape[-1]}, got {n}")
+    if n <= DIRECT_MAX_N and backend in ("auto", "torch") and k.shape[0] == u.shape[1]:
+        return long_conv_tail_direct(u, k, skip, n)
+    return long_conv(u, k, skip, backend=backend)[..., -n:]
