@@ -146,6 +146,71 @@ def score_variants(
     print(f"wrote {output}", file=sys.stderr)
 
 
+def fit_vep(
+    *,
+    model: str,
+    fasta: str,
+    vcf: str,
+    label_field: str,
+    output_dir: str,
+    window: int = 1024,
+    folds: int = 5,
+    regularization: float = 1.0,
+    seed: int = 0,
+    ref_policy: str = "skip",
+    device: str = "cpu",
+    batch_size: int = 16,
+) -> None:
+    """Supervised variant-effect prediction: a logistic regression on frozen [ref, alt - ref] window embeddings.
+
+    Prints the cross-validated AUROC and writes to output_dir: cv_predictions.tsv (each variant's out-of-fold
+    probability), metrics.json, and classifier.joblib (the classifier fitted on every variant; a pickle: load
+    only files you made, with joblib.load).
+
+    Args:
+        model: a Lightning checkpoint (.ckpt) or a save_pretrained directory (any genolong model).
+        fasta: the reference FASTA.
+        vcf: labelled variants (VCF, bgzipped VCF or BCF).
+        label_field: the INFO field holding each record's label: a Flag, or 0/1 or true/false.
+        output_dir: folder for the outputs (created).
+        window: window length in bases, centred on each variant.
+        folds: stratified cross-validation folds.
+        regularization: inverse regularization strength C of the logistic regression.
+        seed: seed of the fold split.
+        ref_policy: on a REF that disagrees with the FASTA: skip, warn or error.
+        device: torch device.
+        batch_size: windows per forward pass.
+    """
+    from pathlib import Path
+
+    import joblib
+    import pandas as pd
+
+    from genolong.io.fasta import Fasta
+    from genolong.pipelines.loading import load_model
+    from genolong.pipelines.supervised_vep import SupervisedVEP, labelled_variants
+    from genolong.pipelines.variant_effect import pretrained_kind
+
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_writable(str(out / "metrics.json"))
+    net, tokenizer, _ = load_model(model, pretrained_kind(model), device)
+    with Fasta(fasta) as reference:
+        variants, labels, summary = labelled_variants(vcf, reference, label_field, ref_policy=ref_policy)
+        vep = SupervisedVEP.fit(net, tokenizer, reference, variants, labels, window=window, folds=folds,
+                                regularization=regularization, seed=seed, batch_size=batch_size,
+                                device=device)  # fmt: skip
+    pd.DataFrame({"contig": [v.contig for v in variants], "pos": [v.pos + 1 for v in variants],
+                  "id": [v.id for v in variants], "ref": [v.ref for v in variants],
+                  "alt": [v.alt for v in variants], "label": labels, "cv_probability": vep.cv_predictions}
+                 ).to_csv(out / "cv_predictions.tsv", sep="\t", index=False, float_format="%.6g")  # fmt: skip
+    metrics = {"cv_auroc": vep.cv_auroc, "fold_aurocs": vep.fold_aurocs, "folds": folds, "variants": len(labels),
+               "positives": int(labels.sum()), "window": window, "model": model, "vcf": summary}  # fmt: skip
+    (out / "metrics.json").write_text(jsonlib.dumps(metrics, indent=2))
+    joblib.dump(vep.classifier, out / "classifier.joblib")
+    print(render_summary({k: v for k, v in metrics.items() if k != "vcf"}))
+
+
 def render_summary(summary: dict[str, Any], indent: int = 0) -> str:
     """Plain-text view of a summary: scalars as ``key: value``, lists of dicts as aligned tables."""
     pad = "  " * indent
@@ -187,6 +252,7 @@ COMMANDS: dict[str, Callable[..., Any]] = {
     "evaluate": evaluate,
     "export": export,
     "score-variants": score_variants,
+    "fit-vep": fit_vep,
 }
 
 

@@ -102,7 +102,7 @@ class VariantScorer:
                         dtype: str | torch.dtype | None = None, **options: Any) -> VariantScorer:  # fmt: skip
         """A scorer from a Lightning checkpoint (.ckpt) or a ``save_pretrained`` directory; ``dtype`` (e.g.
         ``bfloat16``) casts the weights; ``options`` are the constructor's."""
-        net, tokenizer, _ = load_model(model, _model_kind(model), device)
+        net, tokenizer, _ = load_model(model, pretrained_kind(model), device)
         if dtype is not None:
             net = net.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
         return cls(net, tokenizer, fasta, device=device, **options)
@@ -228,7 +228,7 @@ def _needs(method: str) -> str:
             "supervised": "sequence classification/regression model"}[method]  # fmt: skip
 
 
-def _model_kind(path: str | os.PathLike) -> str | None:
+def pretrained_kind(path: str | os.PathLike) -> str | None:
     """The loader's model kind for a save_pretrained directory (from config.json); None for a checkpoint."""
     if not Path(path).is_dir():
         return None
