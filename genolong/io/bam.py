@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from genolong.errors import InconsistentDataError, InputMissingError, MalformedInputError, UsageError
+from genolong.io.htslib import HtslibLog
 from genolong.io.intervals import open_reference
-from genolong.io.variants import HtslibLog
 
 logger = logging.getLogger(__name__)
 

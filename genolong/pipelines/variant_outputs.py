@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from genolong.errors import UsageError
-from genolong.io.variants import HtslibLog
+from genolong.io.htslib import HtslibLog
 
 SUFFIXES = (".tsv", ".tsv.gz", ".parquet", ".vcf", ".vcf.gz", ".bcf")
 VCF_FIELDS = {"score": "GL_SCORE", "score_forward": "GL_SCORE_FWD", "score_reverse": "GL_SCORE_REV"}

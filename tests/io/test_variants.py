@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from genolong.errors import InconsistentDataError, InputMissingError, MalformedInputError, UsageError
-from genolong.io.variants import SKIP_REASONS, Variant, normalize, parse_htslib_messages, read_variants
+from genolong.io.htslib import parse_htslib_messages
+from genolong.io.variants import SKIP_REASONS, Variant, normalize, read_variants
 
 CONTIG = "MIIJ01000039.1"
 HEADER = "##fileformat=VCFv4.2\n##contig=<ID=c1,length=40>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
@@ -375,7 +376,7 @@ def test_htslib_capture_is_reentrant_and_thread_safe(tmp_path):
     import os
     import threading
 
-    from genolong.io.variants import HtslibLog
+    from genolong.io.htslib import HtslibLog
 
     real_stderr = os.fstat(2)
     with HtslibLog() as outer:
