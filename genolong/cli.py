@@ -295,7 +295,11 @@ def _genolong_cause(error: BaseException) -> GenoLongError | None:
 
 
 def _configure_logging() -> None:
-    """genolong's own log lines on stderr; Lightning configures its loggers itself."""
+    """genolong's own log lines on stderr; Lightning configures its loggers itself. Hugging Face's per-file
+    "Loading weights" bars say nothing about genolong's work and are turned off."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     logger = logging.getLogger("genolong")
     if not logger.handlers:
         handler = logging.StreamHandler()
