@@ -29,7 +29,7 @@ class Sin(nn.Module):
     def __init__(self, dim: int, freq: float = 1.0):
         super().__init__()
         self.init_freq = freq
-        self.freq = nn.Parameter(torch.full((dim,), freq))  # (dim,)
+        self.freq = nn.Parameter(torch.full((dim,), float(freq)))  # (dim,)
 
     def reset_parameters(self) -> None:
         nn.init.constant_(self.freq, self.init_freq)
