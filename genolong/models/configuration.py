@@ -157,6 +157,12 @@ class GenoLongConfig(PretrainedConfig):
         return parse_mixer_pattern(self.mixers)
 
     @property
+    def position_limited(self) -> bool:
+        """Whether max_position bounds a sequence: Hyena filters end there and RoPE was trained up to it; a
+        stack of only recurrent mixers (Mamba2, mLSTM) continues from its state for any length."""
+        return any(m in ("hyena", "attention") for m in self.layer_mixers)
+
+    @property
     def n_layers(self) -> int:
         return len(self.layer_mixers)
 

@@ -96,7 +96,7 @@ class GenoLongModel(GenoLongPreTrainedModel):
         x = self.embed(input_ids) if inputs_embeds is None else inputs_embeds  # (B, L, D)
         L = x.shape[1]
         past = past_key_values.get_seq_length() if past_key_values is not None else 0
-        if past + L > self.config.max_position:
+        if past + L > self.config.max_position and self.config.position_limited:
             raise ResourceLimitError(
                 f"sequence of {past + L} positions exceeds the model's context of {self.config.max_position}",
                 hint="use shorter windows, or a config with a larger max_position (Hyena filters end there)",

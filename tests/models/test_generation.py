@@ -68,3 +68,16 @@ def test_decoding_past_the_context_is_refused():
     model = GenoLongForCausalLM(tiny_config("hyena*2", max_position=16)).eval()
     with pytest.raises(ResourceLimitError, match="context of 16"):
         model.generate(random_dna(1, 10), max_new_tokens=10, do_sample=False)
+
+
+def test_recurrent_stacks_have_no_context_limit():
+    """Mamba2/mLSTM stacks carry a state: a pass or a decoding run longer than max_position is exact."""
+    torch.manual_seed(0)
+    short = GenoLongForCausalLM(tiny_config("(mamba2,mlstm)", max_position=16)).eval()
+    assert not short.config.position_limited and GenoLongForCausalLM(tiny_config("hyena*2")).config.position_limited
+    ids = random_dna(1, 40)
+    with torch.no_grad():
+        whole = short(input_ids=ids).logits
+        first = short(input_ids=ids[:, :25], use_cache=True)
+        rest = short(input_ids=ids[:, 25:], past_key_values=first.past_key_values).logits
+    torch.testing.assert_close(torch.cat([first.logits, rest], dim=1), whole, atol=1e-4, rtol=1e-4)

@@ -1,0 +1,145 @@
+"""Embeddings: the final hidden states of a genolong backbone, per position or pooled per sequence.
+
+    vectors = embed_sequences(model, tokenizer, ["ACGT...", ...], pooling="mean")   # (N, D) float32
+
+Any genolong model works (causal or masked LM, classification or track model): its backbone's final hidden
+states (after the last norm) are the embeddings. ``pooling``: ``mean`` over the sequence's positions, ``last``
+position (all a causal model has read), or ``none`` (one (L, D) array per sequence).
+
+Sequences longer than ``chunk`` bases (default: the model's context, ``config.max_position``):
+
+- a causal model of recurrent mixers only (Mamba2, mLSTM) reads the sequence in pieces, its state carried from
+  piece to piece: exactly a single pass over the whole sequence, in bounded memory;
+- any other model (Hyena or attention mixers: their filters and positions end at the context; bidirectional
+  models) reads overlapping windows of ``chunk`` bases advanced by ``chunk // 2``: each position's vector comes
+  from the window in which it is most central (a quarter window of context on each side, except at the ends).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from genolong.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+POOLINGS = ("mean", "last", "none")
+SUFFIXES = (".npy", ".npz", ".parquet")
+
+
+def embed_sequences(model: Any, tokenizer: Any, sequences: Sequence[str], *, pooling: str = "mean",
+                    batch_size: int = 16, device: str = "cpu", chunk: int | None = None,
+                    progress: bool = False) -> np.ndarray | list[np.ndarray]:  # fmt: skip
+    """(N, D) float32 pooled embeddings, or for ``pooling="none"`` a list of (L_i, D) arrays."""
+    if pooling not in POOLINGS:
+        raise UsageError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    backbone = getattr(model, "model", model)  # the GenoLongModel inside any head
+    chunk = int(chunk or backbone.config.max_position)
+    if chunk < 2:
+        raise UsageError(f"chunk must be at least 2 bases, got {chunk}")
+    short = [i for i, s in enumerate(sequences) if len(s) <= chunk]
+    out: list[np.ndarray | None] = [None] * len(sequences)
+    order = sorted(short, key=lambda i: len(sequences[i]))  # similar lengths together: little padding
+    bar = tqdm(total=len(sequences), desc="embedding", unit="sequence", disable=not progress)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            batch = tokenizer.batch_encode([sequences[i] for i in rows], return_tensors="pt")
+            ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)  # (b, T)
+            hidden = backbone(input_ids=ids, attention_mask=mask).last_hidden_state.float()  # (b, T, D)
+            for row, i in enumerate(rows):
+                out[i] = _pool(hidden[row, : int(mask[row].sum())], pooling)
+            bar.update(len(rows))
+        for i in sorted(set(range(len(sequences))) - set(short)):
+            out[i] = _pool(torch.from_numpy(_embed_long(backbone, tokenizer, sequences[i], chunk, device)), pooling)
+            bar.update(1)
+    bar.close()
+    return out if pooling == "none" else np.stack(out).astype(np.float32)
+
+
+def _pool(hidden: torch.Tensor, pooling: str) -> np.ndarray:
+    """hidden (L, D) -> (D,) or (L, D), float32 numpy."""
+    if pooling == "mean":
+        hidden = hidden.mean(0)
+    elif pooling == "last":
+        hidden = hidden[-1]
+    return hidden.float().cpu().numpy()
+
+
+def _embed_long(backbone: Any, tokenizer: Any, seq: str, chunk: int, device: str) -> np.ndarray:
+    """(L, D) per-position states of a sequence longer than ``chunk`` (see the module docstring)."""
+    ids = torch.as_tensor(np.asarray(tokenizer.encode(seq), dtype=np.int64), device=device)[None]  # (1, L)
+    config = backbone.config
+    if not config.bidirectional and not config.position_limited:  # state carried piece to piece: exact
+        cache, pieces = None, []
+        for piece in ids.split(chunk, dim=1):
+            out = backbone(input_ids=piece, past_key_values=cache, use_cache=True)
+            cache = out.past_key_values
+            pieces.append(out.last_hidden_state[0].float())
+        return torch.cat(pieces).cpu().numpy()
+    length, step, margin = ids.shape[1], chunk // 2, chunk // 4
+    out = np.zeros((length, config.d_model), dtype=np.float32)
+    for start in range(0, max(length - chunk, 0) + step, step):
+        start = min(start, length - chunk)
+        hidden = backbone(input_ids=ids[:, start : start + chunk]).last_hidden_state[0].float().cpu().numpy()
+        keep_from = 0 if start == 0 else margin  # window-relative positions this window is most central for
+        keep_to = chunk if start + chunk >= length else chunk - margin
+        out[start + keep_from : start + keep_to] = hidden[keep_from:keep_to]
+        if start + chunk >= length:
+            break
+    return out
+
+
+def sequences_to_embed(fasta: Any, *, records: Sequence[str] | None = None,
+                       bed: str | os.PathLike | None = None) -> Iterator[tuple[str, str]]:  # fmt: skip
+    """(id, sequence) pairs: BED regions (id = name column, else ``contig:start-end`` 1-based) or FASTA
+    records (all, or those named in ``records``)."""
+    from genolong.errors import InconsistentDataError
+    from genolong.io.intervals import read_bed
+
+    if bed is not None:
+        for interval in read_bed(bed):
+            if interval.contig not in fasta.lengths or interval.end > fasta.lengths[interval.contig]:
+                raise InconsistentDataError(f"region {interval.contig}:{interval.start + 1}-{interval.end} is "
+                                            "not in the reference", path=bed, line=interval.line)  # fmt: skip
+            name = interval.name or f"{interval.contig}:{interval.start + 1}-{interval.end}"
+            yield name, fasta.fetch(interval.contig, interval.start, interval.end).upper()
+        return
+    for name in records or fasta.names:
+        if name not in fasta.lengths:
+            raise InconsistentDataError(f"no record {name!r} in the FASTA", path=getattr(fasta, "path", None))
+        yield name, fasta.fetch(name).upper()
+
+
+def write_embeddings(ids: Sequence[str], vectors: np.ndarray | list[np.ndarray], output: str | os.PathLike) -> None:
+    """Pooled (N, D): ``.npy`` (ids in ``OUTPUT.ids.txt``, one per line, same order) or ``.parquet`` (column
+    ``id``, then ``e0..e{D-1}``). Per position (list of (L_i, D)): ``.npz`` (one array per id) or ``.parquet``
+    (columns ``id``, ``position`` (0-based in the sequence), ``e0..``)."""
+    name = os.fspath(output)
+    per_position = isinstance(vectors, list)
+    if name.endswith(".npy") and not per_position:
+        np.save(name, vectors)
+        with open(name + ".ids.txt", "w") as fh:
+            fh.writelines(f"{i}\n" for i in ids)
+    elif name.endswith(".npz") and per_position:
+        np.savez(name, **dict(zip(ids, vectors, strict=True)))
+    elif name.endswith(".parquet"):
+        import pandas as pd
+
+        if per_position:
+            frame = pd.DataFrame(np.concatenate(vectors), columns=[f"e{k}" for k in range(vectors[0].shape[1])])
+            frame.insert(0, "position", np.concatenate([np.arange(len(v)) for v in vectors]))
+            frame.insert(0, "id", np.repeat(list(ids), [len(v) for v in vectors]))
+        else:
+            frame = pd.DataFrame(vectors, columns=[f"e{k}" for k in range(vectors.shape[1])])
+            frame.insert(0, "id", list(ids))
+        frame.to_parquet(name, index=False)
+    else:
+        raise UsageError(f"embeddings are written as {'.npz' if per_position else '.npy'} or .parquet", path=name)
