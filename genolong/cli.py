@@ -211,6 +211,156 @@ def fit_vep(
     print(render_summary({k: v for k, v in metrics.items() if k != "vcf"}))
 
 
+def embed(
+    *,
+    model: str,
+    fasta: str,
+    output: str,
+    bed: str | None = None,
+    records: list[str] | None = None,
+    pooling: str = "mean",
+    chunk: int | None = None,
+    device: str = "cpu",
+    batch_size: int = 16,
+) -> None:
+    """Embeddings of FASTA records or BED regions: the model's final hidden states, pooled or per position.
+
+    Args:
+        model: a Lightning checkpoint (.ckpt) or a save_pretrained directory (any genolong model).
+        fasta: the FASTA whose records (or regions) are embedded.
+        output: .npy (pooled, (N, D); ids in OUTPUT.ids.txt), .npz (per position, one (L, D) array per id) or
+            .parquet (pooled: id, e0..; per position: id, position, e0..).
+        bed: embed these regions (id: the name column, else contig:start-end) instead of whole records.
+        records: embed only these FASTA records (default: all).
+        pooling: mean, last (the last position: all a causal model has read) or none (per position).
+        chunk: longest piece read at once (default: the model's context). Longer sequences are read in pieces
+            with the state carried (recurrent causal models: exact) or as overlapping windows (others).
+        device: torch device.
+        batch_size: sequences per forward pass.
+    """
+    from genolong.io.fasta import Fasta
+    from genolong.pipelines.embed import SUFFIXES, embed_sequences, sequences_to_embed, write_embeddings
+    from genolong.pipelines.loading import load_model
+    from genolong.pipelines.variant_effect import pretrained_kind
+
+    if not output.endswith(SUFFIXES):
+        raise UsageError(f"unsupported output format; supported: {', '.join(SUFFIXES)}", path=output)
+    _check_writable(output)
+    net, tokenizer, _ = load_model(model, pretrained_kind(model), device)
+    with Fasta(fasta) as reference:
+        pairs = list(sequences_to_embed(reference, records=records, bed=bed))
+    if not pairs:
+        raise UsageError("nothing to embed: the BED file has no regions", path=bed)
+    ids, seqs = zip(*pairs, strict=True)
+    vectors = embed_sequences(net, tokenizer, list(seqs), pooling=pooling, chunk=chunk, batch_size=batch_size,
+                              device=device, progress=True)  # fmt: skip
+    write_embeddings(ids, vectors, output)
+    print(f"{len(ids)} sequences, {sum(map(len, seqs)):,} bases embedded ({pooling} pooling) -> {output}")
+
+
+def ism(
+    *,
+    model: str,
+    fasta: str,
+    region: str,
+    output: str,
+    heatmap: str | None = None,
+    method: str = "auto",
+    window: int | None = None,
+    no_rc_average: bool = False,
+    max_length: int = 2000,
+    device: str = "cpu",
+    batch_size: int = 16,
+) -> None:
+    """In-silico saturation mutagenesis: every base of a region changed to each other base and scored.
+
+    Args:
+        model: a Lightning checkpoint (.ckpt) or a save_pretrained directory.
+        fasta: the reference FASTA.
+        region: chr:start-end (1-based, inclusive) or a whole contig.
+        output: the table (.tsv or .parquet): contig, position, ref, alt, score, score_forward, score_reverse,
+            status.
+        heatmap: also draw the scores as a PNG (rows A/C/G/T, one column per position, reference base dotted).
+        method: as score-variants (auto, llr, masked_marginal, embedding, supervised).
+        window: window length in bases (default: the model's context, at most 1024).
+        no_rc_average: score the forward strand only.
+        max_length: refuse regions longer than this (3 scored variants per base).
+        device: torch device.
+        batch_size: variants per forward pass.
+    """
+    from genolong.pipelines.ism import plot_heatmap, saturation_mutagenesis
+    from genolong.pipelines.variant_effect import VariantScorer
+    from genolong.pipelines.variant_outputs import output_format, write_table
+
+    if output_format(output) not in (".tsv", ".parquet") or (heatmap and not heatmap.endswith(".png")):
+        raise UsageError("ism writes its table as .tsv or .parquet and its heatmap as .png", path=output)
+    for path in (output, heatmap):
+        _check_writable(path)
+    options = dict(method=method, window=window, rc_average=not no_rc_average, batch_size=batch_size)
+    with VariantScorer.from_pretrained(model, fasta=fasta, device=device, **options) as scorer:
+        table = saturation_mutagenesis(scorer, region, max_length=max_length)
+        units = {"llr": "log-likelihood ratio alt vs ref (nats)", "masked_marginal": "log p(alt) - log p(ref)",
+                 "embedding": "1 - cosine similarity", "supervised": "prediction(alt) - prediction(ref)"}  # fmt: skip
+        method_used = scorer.method
+    write_table(table, output)
+    if heatmap:
+        plot_heatmap(table, heatmap, title=f"{region}  ({method_used}, {os.path.basename(model.rstrip('/'))})",
+                     units=units[method_used])  # fmt: skip
+    print(f"{len(table)} variants at {table['position'].nunique()} positions scored -> {output}"
+          + (f", {heatmap}" if heatmap else ""))  # fmt: skip
+
+
+def generate(
+    *,
+    model: str,
+    output: str,
+    length: int,
+    prompt: str | None = None,
+    fasta: str | None = None,
+    region: str | None = None,
+    num_samples: int = 1,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+) -> None:
+    """Sample continuations of a prompt from a causal model and write them as FASTA (A/C/G/T only).
+
+    Args:
+        model: a Lightning checkpoint (.ckpt) or a save_pretrained directory of a causal language model.
+        output: the FASTA file to write; records sample_1, sample_2, ... with the settings in the header.
+        length: bases to generate per sample.
+        prompt: the sequence to continue (or give --fasta and --region).
+        fasta: a FASTA to take the prompt from.
+        region: the prompt's region in that FASTA: chr:start-end (1-based, inclusive) or a contig.
+        num_samples: how many continuations.
+        temperature: sampling temperature; 0 picks the most probable base at every step.
+        top_k: sample among the k most probable bases only.
+        seed: sample i uses seed + i.
+        device: torch device.
+    """
+    from genolong.pipelines.generate import generate_sequences, write_fasta
+    from genolong.pipelines.loading import load_model
+
+    if (prompt is None) == (region is None) or (region is not None and fasta is None):
+        raise UsageError("give either --prompt SEQUENCE or --fasta FILE with --region REGION")
+    _check_writable(output)
+    if region is not None:
+        from genolong.data.regions import parse_region
+        from genolong.io.fasta import Fasta
+
+        with Fasta(fasta) as reference:
+            span = parse_region(region, reference.lengths)
+            prompt = reference.fetch(span.contig, span.start, span.end).upper()
+    net, tokenizer, _ = load_model(model, "causal", device)
+    samples = generate_sequences(net, tokenizer, prompt, length=length, num_samples=num_samples, top_k=top_k,
+                                 temperature=temperature, seed=seed, device=device, progress=True)  # fmt: skip
+    source = region or f"{len(prompt)}-base sequence"
+    write_fasta([(f"sample_{i + 1} prompt={source} temperature={temperature} top_k={top_k} seed={seed + i}", s)
+                 for i, s in enumerate(samples)], output)  # fmt: skip
+    print(f"{num_samples} samples of {length} bases -> {output}")
+
+
 def render_summary(summary: dict[str, Any], indent: int = 0) -> str:
     """Plain-text view of a summary: scalars as ``key: value``, lists of dicts as aligned tables."""
     pad = "  " * indent
@@ -253,6 +403,9 @@ COMMANDS: dict[str, Callable[..., Any]] = {
     "export": export,
     "score-variants": score_variants,
     "fit-vep": fit_vep,
+    "embed": embed,
+    "ism": ism,
+    "generate": generate,
 }
 
 

@@ -1,0 +1,163 @@
+"""embed, ism and generate: each against an independent computation with the model, and through the CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from genolong.errors import UsageError
+from genolong.io.fasta import Fasta
+from genolong.io.variants import Variant
+from genolong.models import GenoLongForCausalLM, GenoLongForMaskedLM
+from genolong.pipelines.embed import embed_sequences
+from genolong.pipelines.generate import generate_sequences
+from genolong.pipelines.ism import saturation_mutagenesis
+from genolong.pipelines.variant_effect import VariantScorer
+from genolong.tokenizers.factory import build_tokenizer, model_config_fields
+from tests.conftest import DATA, REPO, run_cli
+from tests.models.helpers import tiny_config
+
+FASTA = DATA / "ecoli_200k.fa"
+CONTIG = "MIIJ01000039.1"
+TOKENIZER = build_tokenizer("nucleotide")
+
+
+def make(mixers: str, model_class=GenoLongForCausalLM, **overrides):
+    torch.manual_seed(0)
+    return model_class(tiny_config(mixers, **model_config_fields(TOKENIZER), **overrides)).eval()
+
+
+@pytest.fixture(scope="module")
+def genome():
+    with Fasta(FASTA) as fasta:
+        yield fasta
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    model, out = make("(mamba2,attention)", max_position=128), tmp_path_factory.mktemp("model")
+    model.save_pretrained(out)
+    TOKENIZER.save_pretrained(out)
+    return out
+
+
+def hidden(model, seq: str) -> torch.Tensor:
+    with torch.no_grad():
+        ids = torch.as_tensor(TOKENIZER.encode(seq), dtype=torch.long)[None]
+        return model.model(input_ids=ids).last_hidden_state[0].double()  # (L, D)
+
+
+def test_pooled_and_per_position_embeddings_are_the_hidden_states(genome):
+    model = make("hyena*2")
+    seqs = [genome.fetch(CONTIG, 1000, 1040).upper(), genome.fetch(CONTIG, 5000, 5013).upper()]
+    mean = embed_sequences(model, TOKENIZER, seqs, pooling="mean", batch_size=2)  # padded together
+    last = embed_sequences(model, TOKENIZER, seqs, pooling="last")
+    each = embed_sequences(model, TOKENIZER, seqs, pooling="none")
+    for i, seq in enumerate(seqs):
+        h = hidden(model, seq)
+        np.testing.assert_allclose(mean[i], h.mean(0), atol=1e-5)
+        np.testing.assert_allclose(last[i], h[-1], atol=1e-5)
+        np.testing.assert_allclose(each[i], h, atol=1e-5)
+    assert mean.shape == (2, model.config.d_model) and mean.dtype == np.float32
+
+
+def test_long_sequences_by_state_are_exact_and_by_windows_take_central_positions(genome):
+    seq = genome.fetch(CONTIG, 2000, 2150).upper()
+    recurrent = make("(mamba2,mlstm)", max_position=64)
+    pieces = embed_sequences(recurrent, TOKENIZER, [seq], pooling="none")[0]  # 150 bases, pieces of 64
+    np.testing.assert_allclose(pieces, hidden(recurrent, seq), atol=1e-4)
+    hyena = make("hyena*2", max_position=64)
+    windows = embed_sequences(hyena, TOKENIZER, [seq], pooling="none")[0]
+    assert windows.shape == (150, hyena.config.d_model)
+    np.testing.assert_allclose(windows[:48], hidden(hyena, seq[:64])[:48], atol=1e-5)  # first window's part
+    np.testing.assert_allclose(windows[-16:], hidden(hyena, seq[-64:])[-16:], atol=1e-5)  # the last window's
+    np.testing.assert_allclose(windows[48:80], hidden(hyena, seq[32:96])[16:48], atol=1e-5)  # central quarter
+
+
+def test_cli_embed_records_and_bed_regions(model_dir, tmp_path):
+    bed = tmp_path / "regions.bed"
+    bed.write_text(f"{CONTIG}\t100\t160\tfirst\n{CONTIG}\t5000\t5090\t.\n")
+    common = ["embed", "--model", model_dir, "--fasta", FASTA, "--bed", bed]
+    ok = run_cli(*common, "--output", tmp_path / "e.npy", cwd=REPO)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    vectors = np.load(tmp_path / "e.npy")
+    assert vectors.shape == (2, 32) and np.isfinite(vectors).all()
+    assert (tmp_path / "e.npy.ids.txt").read_text().split() == ["first", f"{CONTIG}:5001-5090"]
+    parquet = run_cli(*common, "--output", tmp_path / "p.parquet", "--pooling", "none", cwd=REPO)
+    assert parquet.returncode == 0, parquet.stderr[-2000:]
+    table = pd.read_parquet(tmp_path / "p.parquet")
+    assert len(table) == 60 + 90 and table.groupby("id")["position"].max().to_dict()["first"] == 59
+    bad = run_cli(*common, "--output", tmp_path / "e.csv", cwd=REPO)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_ism_scores_every_other_base_like_the_variant_scorer(tmp_path):
+    seq = "ACGTN" + "GATTACA" * 3
+    fasta = tmp_path / "small.fa"
+    fasta.write_text(">small\n" + seq + "\n")
+    model = make("hyena*2", max_position=64)
+    with VariantScorer(model, TOKENIZER, fasta, window=21) as scorer:
+        table = saturation_mutagenesis(scorer, "small:1-12", progress=False)
+        direct = scorer.score([Variant("small", 1, "C", "T")], progress=False)
+    assert len(table) == 3 * 11 and table.attrs["not_mutated"] == 1 and 5 not in set(table["position"])
+    assert table.groupby("position")["alt"].apply(lambda a: "".join(sorted(a))).to_dict()[2] == "AGT"
+    row = table[(table["position"] == 2) & (table["alt"] == "T")].iloc[0]
+    assert row["score"] == pytest.approx(direct["score"][0], abs=1e-4)  # batched differently: float32 sums
+
+
+def test_cli_ism_table_heatmap_and_region_limit(model_dir, tmp_path):
+    common = ["ism", "--model", model_dir, "--fasta", FASTA, "--window", "33"]
+    ok = run_cli(*common, "--region", f"{CONTIG}:1001-1030", "--output", tmp_path / "t.tsv",
+                 "--heatmap", tmp_path / "h.png", cwd=REPO)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    table = pd.read_csv(tmp_path / "t.tsv", sep="\t")
+    assert len(table) == 90 and set(table["position"]) == set(range(1001, 1031)) and table["score"].notna().all()
+    png = (tmp_path / "h.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    import matplotlib.image
+
+    assert matplotlib.image.imread(tmp_path / "h.png").shape[1] > 600  # a readable width
+    too_long = run_cli(*common, "--region", f"{CONTIG}:1-5000", "--output", tmp_path / "x.tsv", cwd=REPO)
+    assert too_long.returncode == 2 and "limited" in too_long.stderr
+
+
+def test_generation_is_seeded_bases_only_and_greedy_at_top_k_1():
+    model = make("(mamba2,attention)", max_position=128)
+    prompt = "ACGTTGCAAC"
+    first = generate_sequences(model, TOKENIZER, prompt, length=40, num_samples=3, seed=5, temperature=1.5)
+    again = generate_sequences(model, TOKENIZER, prompt, length=40, num_samples=2, seed=5, temperature=1.5)
+    assert first[:2] == again and len(set(first)) == 3
+    assert all(len(s) == 40 and set(s) <= set("ACGT") for s in first)
+    greedy = generate_sequences(model, TOKENIZER, prompt, length=12, top_k=1, seed=9)
+    seq, bases = prompt, TOKENIZER.convert_tokens_to_ids(list("ACGT"))
+    for _ in range(12):  # the most probable of A/C/G/T after the sequence so far, from full forward passes
+        with torch.no_grad():
+            logits = model(input_ids=torch.as_tensor(TOKENIZER.encode(seq), dtype=torch.long)[None]).logits[0, -1]
+        seq += "ACGT"[int(logits[bases].argmax())]
+    assert greedy == [seq[len(prompt) :]]
+    assert generate_sequences(model, TOKENIZER, prompt, length=12, temperature=0) == greedy
+
+
+def test_cli_generate_writes_fasta(model_dir, tmp_path):
+    out = tmp_path / "samples.fa"
+    ok = run_cli("generate", "--model", model_dir, "--fasta", FASTA, "--region", f"{CONTIG}:1001-1030",
+                 "--length", "90", "--num_samples", "2", "--top_k", "3", "--output", out, cwd=REPO)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    with Fasta(out) as samples:
+        assert samples.names == ("sample_1", "sample_2")
+        assert all(samples.lengths[n] == 90 and set(samples.fetch(n)) <= set("ACGT") for n in samples.names)
+    too_long = run_cli("generate", "--model", model_dir, "--prompt", "ACGT" * 8, "--length", "100", "--output", out,
+                       cwd=REPO)  # fmt: skip
+    assert too_long.returncode == 6 and "context of 128" in too_long.stderr
+    both = run_cli("generate", "--model", model_dir, "--prompt", "ACGT", "--region", "x:1-2", "--length", "5",
+                   "--output", out, cwd=REPO)  # fmt: skip
+    assert both.returncode == 2 and "Traceback" not in both.stderr
+
+
+def test_masked_models_embed_but_do_not_generate():
+    masked = make("mamba2*2", GenoLongForMaskedLM, bidirectional=True)
+    assert embed_sequences(masked, TOKENIZER, ["ACGTACGT"]).shape == (1, 32)
+    with pytest.raises(UsageError, match="causal language model"):
+        generate_sequences(masked, TOKENIZER, "ACGT", length=3)
