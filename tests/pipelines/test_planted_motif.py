@@ -92,3 +92,18 @@ def test_supervised_delta_ranks_motif_destroying_variants_first(classifier, geno
     is_inside = np.r_[np.ones(len(inside)), np.zeros(len(outside))]
     assert roc_auc_score(is_inside, loss) > 0.85
     assert loss[: len(inside)].mean() > 0.3 and abs(loss[len(inside) :]).mean() < 0.1
+
+
+def test_ism_puts_the_largest_effects_on_the_motif(classifier, genome, tmp_path):
+    from genolong.pipelines.ism import plot_heatmap, saturation_mutagenesis
+
+    path, _ = genome
+    with VariantScorer(classifier, TOKENIZER, path, window=LENGTH - 1) as scorer:
+        table = saturation_mutagenesis(scorer, f"synthetic:{MOTIF_AT - 15}-{MOTIF_AT + len(MOTIF) + 15}",
+                                       progress=False)  # fmt: skip
+    effect = table.assign(loss=-table["score"]).groupby("position")["loss"].mean()  # mean drop of P(motif)
+    on_motif = effect.index.to_series().between(MOTIF_AT + 1, MOTIF_AT + len(MOTIF))  # 1-based positions
+    assert effect[on_motif].mean() > 10 * abs(effect[~on_motif]).mean()
+    assert set(effect.sort_values().index[-5:]) <= set(effect.index[on_motif])  # the 5 largest are on the motif
+    plot_heatmap(table, tmp_path / "motif.png", title="planted motif", units="change of P(motif)")
+    assert (tmp_path / "motif.png").stat().st_size > 5_000
