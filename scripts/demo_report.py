@@ -41,8 +41,52 @@ def main(out: Path) -> None:
         f"{variants['records']} records, {variants['alleles']} alleles: {variants['variants']} usable variants; "
         "skipped: " + ", ".join(f"{k} {v}" for k, v in variants["skipped"].items() if v) + ".",
         "",
+        *variant_scores(out),
+        *mutagenesis(out),
     ]
     print("\n".join(lines))
+
+
+def variant_scores(out: Path) -> list[str]:
+    """The scored alleles of the bundled VCF, most damaging (lowest log-likelihood ratio) first."""
+    rows = list(csv.DictReader((out / "variant_scores.tsv").open(), delimiter="\t"))
+    scored = sorted((r for r in rows if r["status"] == "scored"), key=lambda r: float(r["score"]))
+    skipped = [r for r in rows if r["status"] != "scored"]
+    return [
+        "## Variant scores",
+        "",
+        "log P(alt window) - log P(ref window) in nats, mean of both strands (negative: the model finds the",
+        f"alternate allele less likely). All {len(rows)} alleles: `variant_scores.tsv`, and the input VCF with",
+        "GL_SCORE / GL_STATUS added: `variant_scores.vcf.gz`.",
+        "",
+        "| id | variant | kind | score |",
+        "| --- | --- | --- | --- |",
+        *[f"| {r['id']} | {r['variant']} | {r['kind']} | {float(r['score']):+.3f} |" for r in scored],
+        "",
+        "Not scored: " + ", ".join(f"{r['id']} ({r['status']})" for r in skipped) + ".",
+        "",
+    ]
+
+
+def mutagenesis(out: Path) -> list[str]:
+    """Where in the ISM region single-base changes cost the model most."""
+    rows = list(csv.DictReader((out / "ism.tsv").open(), delimiter="\t"))
+    by_position: dict[int, list[float]] = {}
+    for r in rows:
+        by_position.setdefault(int(r["position"]), []).append(float(r["score"]))
+    means = sorted((sum(v) / len(v), p) for p, v in by_position.items())
+    return [
+        "## In-silico mutagenesis",
+        "",
+        f"Every base of MIIJ01000039.1:177,283-177,382 changed to each other base ({len(rows)} variants, "
+        "`ism.tsv`); the start codon of cds167 is at 177,323-177,325.",
+        "",
+        "![ISM heatmap](ism.png)",
+        "",
+        "Positions where changes cost most (mean score over the three alternatives): "
+        + ", ".join(f"{p:,} ({m:+.2f})" for m, p in means[:5]) + ".",
+        "",
+    ]
 
 
 if __name__ == "__main__":
