@@ -58,6 +58,8 @@ def _from_lightning_checkpoint(path: Path, kind: str) -> tuple[Any, Any, dict]:
 
     checkpoint = load_checkpoint_safely(path)
     hparams = dict(checkpoint.get("hyper_parameters", {}))
+    if "backbone_config" in hparams:  # a fine-tuned task model (genolong.training.tasks)
+        return _task_module(path, checkpoint, hparams, kind)
     if "preset" not in hparams:
         raise UsageError("this checkpoint was not written by a genolong training module", path=path)
     objective = hparams.get("objective", "causal")
@@ -65,7 +67,21 @@ def _from_lightning_checkpoint(path: Path, kind: str) -> tuple[Any, Any, dict]:
         raise UsageError(
             f"this checkpoint holds a {objective} language model; a {kind} one is needed", path=path
         )
-    module = LanguageModelModule(**{k: v for k, v in hparams.items() if not k.startswith("_")})
+    module = LanguageModelModule(**{k: v for k, v in hparams.items() if not k.startswith("_") and k != "compile"})
+    module.load_state_dict(checkpoint["state_dict"])
+    meta = {"module": hparams, "data": dict(checkpoint.get("datamodule_hyper_parameters", {}))}
+    return module.model, module.tokenizer, meta
+
+
+def _task_module(path: Path, checkpoint: dict, hparams: dict, kind: str | None) -> tuple[Any, Any, dict]:
+    from genolong.training.tasks import SequenceTaskModule
+
+    task = hparams.get("task")
+    if kind is not None and kind != "classification":
+        raise UsageError(f"this checkpoint holds a fine-tuned {task} model; a {kind} language model is needed",
+                         path=path)  # fmt: skip
+    arguments = {k: v for k, v in hparams.items() if not k.startswith("_") and k not in ("pretrained", "compile")}
+    module = SequenceTaskModule(**arguments)  # rebuilt from backbone_config: no pre-trained model needed
     module.load_state_dict(checkpoint["state_dict"])
     meta = {"module": hparams, "data": dict(checkpoint.get("datamodule_hyper_parameters", {}))}
     return module.model, module.tokenizer, meta

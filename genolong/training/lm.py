@@ -37,6 +37,7 @@ class LanguageModelModule(L.LightningModule):
         warmup_steps: linear warmup steps before cosine decay.
         min_lr_ratio: the cosine schedule ends at ``lr * min_lr_ratio``.
         seed: seed of the masking draws (each step's mask depends on (seed, step, rank) only).
+        compile: ``torch.compile`` the model (True: the default inductor backend, or a backend name).
     """
 
     def __init__(
@@ -52,6 +53,7 @@ class LanguageModelModule(L.LightningModule):
         warmup_steps: int = 100,
         min_lr_ratio: float = 0.1,
         seed: int = 0,
+        compile: bool | str = False,
     ):
         super().__init__()
         if objective not in ("causal", "masked"):
@@ -71,6 +73,8 @@ class LanguageModelModule(L.LightningModule):
         config = get_preset(preset, **{**model_config_fields(self.tokenizer), **overrides})
         model_class = GenoLongForCausalLM if objective == "causal" else GenoLongForMaskedLM
         self.model = model_class(config)
+        if compile:  # in place: parameter names (and checkpoints) stay those of the plain model
+            self.model.compile(**({} if compile is True else {"backend": compile}))
         scored = torch.zeros(len(self.tokenizer), dtype=torch.bool)
         scored[base_token_ids(self.tokenizer)] = True
         self.register_buffer("scored", scored, persistent=False)  # (V,) which ids are real bases

@@ -1,0 +1,106 @@
+"""SequenceTaskModule: learns, starts from pre-trained weights, freezes, compiles, and its checkpoints serve
+the supervised variant scorer; the fine-tuning configs run through the CLI."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from genolong.data.task_datamodule import SequenceTaskDataModule
+from genolong.io.variants import Variant
+from genolong.models import GenoLongForCausalLM, get_preset
+from genolong.pipelines.loading import load_model
+from genolong.pipelines.variant_effect import VariantScorer
+from genolong.tokenizers.factory import build_tokenizer, model_config_fields
+from genolong.training.tasks import SequenceTaskModule
+from tests.conftest import DATA, REPO, run_cli
+
+SMALL = {"mixers": "hyena*2", "d_model": 32, "max_position": 128}
+
+
+@pytest.fixture(scope="module")
+def gc_table(tmp_path_factory):
+    """120 sequences of 40 bases: GC-rich (label gc) or AT-rich (label at)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(120):
+        rich = i % 2 == 0
+        probs = [0.15, 0.35, 0.35, 0.15] if rich else [0.35, 0.15, 0.15, 0.35]
+        rows.append(f"s{i}\t{''.join(rng.choice(list('ACGT'), 40, p=probs))}\t{'gc' if rich else 'at'}")
+    path = tmp_path_factory.mktemp("gc") / "gc.tsv"
+    path.write_text("id\tsequence\tlabel\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def trainer(tmp_path, steps: int) -> L.Trainer:
+    return L.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
+                     enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
+
+
+def test_a_classifier_learns_gc_content_and_reports_its_metrics(gc_table, tmp_path):
+    torch.manual_seed(0)
+    module = SequenceTaskModule(model_overrides=SMALL, lr=3e-3, warmup_steps=5)
+    data = SequenceTaskDataModule(train=gc_table, val_fraction=0.25, batch_size=16)
+    run = trainer(tmp_path, 60)
+    run.fit(module, data)
+    metrics = run.validate(module, data, verbose=False)[0]
+    assert data.classes == ["at", "gc"] and set(metrics) >= {"val/accuracy", "val/mcc", "val/auroc", "val/loss"}
+    assert metrics["val/accuracy"] >= 0.9 and metrics["val/auroc"] >= 0.95
+
+
+def test_backbone_from_a_pretrained_directory_and_a_frozen_backbone(gc_table, tmp_path):
+    tokenizer = build_tokenizer("nucleotide")
+    torch.manual_seed(1)
+    lm = GenoLongForCausalLM(get_preset("tiny-hyena", **model_config_fields(tokenizer), **SMALL))
+    lm.save_pretrained(tmp_path / "lm")
+    tokenizer.save_pretrained(tmp_path / "lm")
+    module = SequenceTaskModule(pretrained=str(tmp_path / "lm"), freeze_backbone=True, lr=1e-2, warmup_steps=1)
+    for (name, theirs), ours in zip(lm.model.state_dict().items(), module.model.model.state_dict().values(),
+                                    strict=True):  # fmt: skip
+        assert torch.equal(theirs, ours), name
+    head = module.model.score.weight.detach().clone()
+    trainer(tmp_path, 3).fit(module, SequenceTaskDataModule(train=gc_table, batch_size=8))
+    for theirs, ours in zip(lm.model.parameters(), module.model.model.parameters(), strict=True):
+        assert torch.equal(theirs, ours)  # frozen: untouched
+    assert not torch.equal(head, module.model.score.weight)  # the head trained
+
+
+def test_compiled_training_step_runs(gc_table, tmp_path):
+    module = SequenceTaskModule(model_overrides=SMALL, compile="aot_eager")
+    trainer(tmp_path, 2).fit(module, SequenceTaskDataModule(train=gc_table, batch_size=8))
+    assert module.trainer.global_step == 2 and list(module.state_dict())[0].startswith("model.")
+
+
+def test_coverage_tracks_train_with_pearson_and_spearman(tmp_path):
+    region = ["MIIJ01000039.1:1001-1400"]
+    data = SequenceTaskDataModule(task="tracks", bam=str(DATA / "ecoli_200k.reads.bam"), fasta=str(DATA /
+                                  "ecoli_200k.fa"), train_regions=region, val_regions=region, window=100)  # fmt: skip
+    module = SequenceTaskModule(task="tracks", num_labels=1, model_overrides=SMALL)
+    run = trainer(tmp_path, 2)
+    run.fit(module, data)
+    metrics = run.validate(module, data, verbose=False)[0]
+    assert {"val/pearson", "val/spearman", "val/mse"} <= set(metrics) and np.isfinite(metrics["val/mse"])
+
+
+def test_cli_fine_tunes_then_scores_variants_with_the_checkpoint(tmp_path):
+    out = run_cli("fit", "--config", REPO / "configs/finetune/classification/tiny.yaml", "--trainer.max_steps", "4",
+                  "--model.init_args.model_overrides", '{"mixers": "hyena*2", "d_model": 32}',
+                  "--trainer.default_root_dir", tmp_path, "--checkpoint.dirpath", tmp_path / "ckpt",
+                  "--trainer.enable_progress_bar", "false", cwd=REPO)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    model, _, meta = load_model(tmp_path / "ckpt" / "last.ckpt", "classification")
+    assert type(model).__name__ == "GenoLongForSequenceClassification" and meta["module"]["task"] == "classification"
+    with VariantScorer.from_pretrained(tmp_path / "ckpt" / "last.ckpt", fasta=DATA / "ecoli_200k.fa",
+                                       window=101) as scorer:  # fmt: skip
+        assert scorer.method == "supervised"
+        table = scorer.score([Variant("MIIJ01000039.1", 5000, scorer.fasta.fetch("MIIJ01000039.1", 5000, 5001)
+                                      .upper(), "A")], progress=False)  # fmt: skip
+    assert table["status"][0] == "scored" and np.isfinite(table["score"][0])
+    mismatch = run_cli("fit", "--config", REPO / "configs/finetune/classification/tiny.yaml",
+                       "--data.init_args.tokenizer", "kmer:3", "--trainer.fast_dev_run", "1", cwd=REPO)  # fmt: skip
+    assert mismatch.returncode == 5 and "tokenized" in mismatch.stderr
+    classes = run_cli("fit", "--config", REPO / "configs/finetune/classification/tiny.yaml",
+                      "--model.init_args.num_labels", "3", "--trainer.fast_dev_run", "1", cwd=REPO)  # fmt: skip
+    assert classes.returncode == 5 and "num_labels" in classes.stderr
