@@ -24,6 +24,7 @@ class CodingSNV:
     variant: Variant  # forward-strand genomic change
     effect: str  # one of EFFECTS
     transcript: str
+    strand: str  # the transcript's strand: "+" or "-"
     codon: int  # 0-based codon index in the CDS
     ref_codon: str  # on the transcript's strand
     alt_codon: str
@@ -61,4 +62,5 @@ def coding_snvs(transcript: Transcript, reference: Any, table: int = 11) -> Iter
                 ref, alt = ref_codon[offset], alt_base
                 if strand == "-":
                     ref, alt = ref.translate(_COMPLEMENT), alt.translate(_COMPLEMENT)
-                yield CodingSNV(Variant(contig, pos, ref, alt), effect, transcript.id, number, ref_codon, alt_codon)
+                yield CodingSNV(Variant(contig, pos, ref, alt), effect, transcript.id, strand or "+", number, ref_codon,
+                                alt_codon)  # fmt: skip
