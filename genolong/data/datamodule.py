@@ -19,6 +19,7 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from genolong.data.datasets import GenomeWindows, PadCollate
+from genolong.data.reads import ReadSequences
 from genolong.data.samplers import ResumableSampler
 from genolong.errors import UsageError
 
@@ -48,6 +49,10 @@ class GenomeDataModule(L.LightningDataModule):
         num_workers: DataLoader worker processes.
         eval_batch_size: batch size for validation and testing.
         seed: base of all data randomness.
+        reads: train on the sequences of this BAM/CRAM's reads instead of reference windows (validation and
+            testing stay on reference tiles); see :mod:`genolong.data.reads`.
+        read_regions: only reads overlapping these regions (default: the whole file).
+        read_min_mapq: reads below this mapping quality are left out (counted).
     """
 
     def __init__(
@@ -67,6 +72,9 @@ class GenomeDataModule(L.LightningDataModule):
         num_workers: int = 0,
         eval_batch_size: int = 8,
         seed: int = 0,
+        reads: str | None = None,
+        read_regions: list[str] | None = None,
+        read_min_mapq: int = 0,
     ):
         super().__init__()
         from genolong.tokenizers.factory import build_tokenizer
@@ -79,6 +87,7 @@ class GenomeDataModule(L.LightningDataModule):
         self.eval_length = eval_length or self.stages[-1][0]
         self.sampler: ResumableSampler | None = None
         self._restored: dict[str, int] | None = None
+        self._reads: ReadSequences | None = None  # read once, re-cut per curriculum stage
 
     def stage(self, epoch: int) -> tuple[int, int, int]:
         """(window length, batch size, steps) of the curriculum stage that ``epoch`` trains."""
@@ -100,6 +109,15 @@ class GenomeDataModule(L.LightningDataModule):
             seed=hp.seed,
         )
 
+    def _read_sequences(self, length: int, samples: int) -> ReadSequences:
+        hp = self.hparams
+        if self._reads is None:
+            self._reads = ReadSequences(hp.reads, self.tokenizer, length, regions=hp.read_regions,
+                                        reverse_complement=hp.reverse_complement, seed=hp.seed,
+                                        reference=hp.fasta, min_mapq=hp.read_min_mapq)  # fmt: skip
+        self._reads.length, self._reads.samples = length, samples
+        return self._reads
+
     def _loader(self, dataset: GenomeWindows, batch_size: int, sampler: Any = None) -> DataLoader:
         workers = self.hparams.num_workers
         return DataLoader(
@@ -118,7 +136,10 @@ class GenomeDataModule(L.LightningDataModule):
         replicas = self.trainer.world_size if self.trainer is not None else 1
         rank = self.trainer.global_rank if self.trainer is not None else 0
         epoch_size = steps * batch_size * replicas
-        dataset = self._windows(self.hparams.train_regions, length, "random", samples=epoch_size)
+        if self.hparams.reads:
+            dataset = self._read_sequences(length, epoch_size)
+        else:
+            dataset = self._windows(self.hparams.train_regions, length, "random", samples=epoch_size)
         self.sampler = ResumableSampler(
             epoch_size, shuffle=False, seed=self.hparams.seed, num_replicas=replicas, rank=rank
         )
