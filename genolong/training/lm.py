@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torchmetrics import SumMetric
 
 from genolong.errors import InconsistentDataError, UsageError
-from genolong.training.optim import configure_adamw
+from genolong.training.optim import configure_adamw, scheduled_steps
 
 LN2 = math.log(2.0)
 
@@ -157,12 +157,6 @@ class LanguageModelModule(L.LightningModule):
         self.test_bits.reset()
         self.test_count.reset()
 
-    def _total_steps(self) -> int:
-        # max_steps when set: asking Lightning to estimate would build the training loader before a resume
-        # has restored the data position
-        max_steps = self.trainer.max_steps
-        return max_steps if max_steps and max_steps > 0 else int(self.trainer.estimated_stepping_batches)
-
     def configure_optimizers(self) -> dict:
         hp = self.hparams
         return configure_adamw(
@@ -171,6 +165,6 @@ class LanguageModelModule(L.LightningModule):
             hp.weight_decay,
             tuple(hp.betas),
             hp.warmup_steps,
-            self._total_steps(),
+            scheduled_steps(self.trainer),
             hp.min_lr_ratio,
         )

@@ -49,3 +49,10 @@ def configure_adamw(
         optimizer, lambda step: warmup_cosine(step, warmup_steps, total_steps, min_lr_ratio)
     )
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def scheduled_steps(trainer) -> int:
+    """The schedule's length: ``max_steps`` when set (asking Lightning to estimate would build the training
+    loader before a resume has restored the data position), else Lightning's estimate."""
+    max_steps = trainer.max_steps
+    return max_steps if max_steps and max_steps > 0 else int(trainer.estimated_stepping_batches)

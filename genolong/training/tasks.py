@@ -20,7 +20,7 @@ import torch
 import torchmetrics as tm
 
 from genolong.errors import InconsistentDataError, UsageError
-from genolong.training.optim import configure_adamw
+from genolong.training.optim import configure_adamw, scheduled_steps
 
 TASKS = ("classification", "regression", "tracks")
 
@@ -136,14 +136,10 @@ class SequenceTaskModule(L.LightningModule):
         self.log(f"{split}/loss", loss, prog_bar=split == "val", batch_size=len(batch["input_ids"]))
         self.log_dict({f"{split}/{k}": v for k, v in metrics.items()}, batch_size=len(batch["input_ids"]))
 
-    def _total_steps(self) -> int:
-        max_steps = self.trainer.max_steps
-        return max_steps if max_steps and max_steps > 0 else int(self.trainer.estimated_stepping_batches)
-
     def configure_optimizers(self) -> dict:
         hp = self.hparams
         return configure_adamw(self.model, hp.lr, hp.weight_decay, tuple(hp.betas), hp.warmup_steps,
-                               self._total_steps(), hp.min_lr_ratio)  # fmt: skip
+                               scheduled_steps(self.trainer), hp.min_lr_ratio)  # fmt: skip
 
 
 def _task_model(task: str, backbone_config: dict[str, Any], num_labels: int, pooling: str,
