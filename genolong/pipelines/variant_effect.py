@@ -111,8 +111,8 @@ class VariantScorer:
     def columns(self) -> list[str]:
         """The table's columns: :data:`COLUMNS` and the method's extra ones."""
         extra = list(EXTRA_COLUMNS[self.method])
-        if self.method == "supervised" and self.run.model.config.num_labels > 1:
-            extra = [f"delta_{k}" for k in range(self.run.model.config.num_labels)]
+        if self.method == "supervised" and self.model.config.num_labels > 1:
+            extra = [f"delta_{k}" for k in range(self.model.config.num_labels)]
         return [*COLUMNS, *extra]
 
     def score(self, variants: Iterable[Variant | SkippedAllele], *, progress: bool = True) -> pd.DataFrame:
@@ -183,11 +183,10 @@ class VariantScorer:
             else np.full_like(forward, np.nan)  # fmt: skip
         bar.close()
         both = (forward + reverse) / 2 if strands == 2 else forward  # (n, K)
-        score = both[:, self.target] if self.method == "supervised" else both[:, 0]
+        column = self.target if self.method == "supervised" else 0  # the column that is the score
         extra = both if self.method == "supervised" and both.shape[1] > 1 else both[:, 1:]
-        column = self.target if self.method == "supervised" else 0
         bounds = np.array([[w.start, w.end] for w in windows], dtype=np.float64).reshape(-1, 2)
-        return np.column_stack([score, forward[:, column], reverse[:, column], bounds, extra])
+        return np.column_stack([both[:, column], forward[:, column], reverse[:, column], bounds, extra])
 
     def close(self) -> None:
         if self._owns_fasta:
