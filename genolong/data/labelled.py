@@ -64,8 +64,7 @@ def _read_table(path: Any, fasta: Any, label_columns: Sequence[str]) -> list[Exa
                                   path=path, line=1, hint="a header with sequence|region|contig,start,end and "
                                   "the label columns")  # fmt: skip
     out = []
-    for index, row in enumerate(table.itertuples(index=False)):
-        values = row._asdict()
+    for index, values in enumerate(table.to_dict("records")):  # column names as written (any characters)
         line = index + 2  # 1-based, after the header
         if "sequence" in values and values["sequence"]:
             seq = _checked(values["sequence"], path, line)

@@ -24,11 +24,11 @@ def genome():
 
 def test_tables_by_sequence_region_or_coordinates(genome, tmp_path):
     (tmp_path / "a.tsv").write_text("id\tsequence\tlabel\nx\tACGTN\tyes\ny\tacgt\tno\n")
-    (tmp_path / "b.csv").write_text("region,label,score\nMIIJ01000039.1:1-10,1,0.5\n")
+    (tmp_path / "b.csv").write_text("region,label,raw score\nMIIJ01000039.1:1-10,1,0.5\n")
     (tmp_path / "c.tsv").write_text("contig\tstart\tend\tlabel\nMIIJ01000039.1\t0\t10\t2\n")
     a = read_examples(tmp_path / "a.tsv")
     assert [(e.id, e.sequence, e.target) for e in a] == [("x", "ACGTN", "yes"), ("y", "acgt", "no")]
-    [b] = read_examples(tmp_path / "b.csv", genome, label_columns=["label", "score"])
+    [b] = read_examples(tmp_path / "b.csv", genome, label_columns=["label", "raw score"])
     [c] = read_examples(tmp_path / "c.tsv", genome)
     assert b.sequence == c.sequence == genome.fetch(CONTIG, 0, 10) and b.target == ["1", "0.5"] and b.id == "line2"
 
