@@ -189,12 +189,11 @@ def fit_vep(
     from genolong.io.fasta import Fasta
     from genolong.pipelines.loading import load_model
     from genolong.pipelines.supervised_vep import SupervisedVEP, labelled_variants
-    from genolong.pipelines.variant_effect import pretrained_kind
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     _check_writable(str(out / "metrics.json"))
-    net, tokenizer, _ = load_model(model, pretrained_kind(model), device)
+    net, tokenizer, _ = load_model(model, None, device)
     with Fasta(fasta) as reference:
         variants, labels, summary = labelled_variants(vcf, reference, label_field, ref_policy=ref_policy)
         vep = SupervisedVEP.fit(net, tokenizer, reference, variants, labels, window=window, folds=folds,
@@ -241,12 +240,11 @@ def embed(
     from genolong.io.fasta import Fasta
     from genolong.pipelines.embed import SUFFIXES, embed_sequences, sequences_to_embed, write_embeddings
     from genolong.pipelines.loading import load_model
-    from genolong.pipelines.variant_effect import pretrained_kind
 
     if not output.endswith(SUFFIXES):
         raise UsageError(f"unsupported output format; supported: {', '.join(SUFFIXES)}", path=output)
     _check_writable(output)
-    net, tokenizer, _ = load_model(model, pretrained_kind(model), device)
+    net, tokenizer, _ = load_model(model, None, device)
     with Fasta(fasta) as reference:
         pairs = list(sequences_to_embed(reference, records=records, bed=bed))
     if not pairs:

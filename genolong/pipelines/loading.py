@@ -6,6 +6,7 @@ refused with exit code 8) and rebuilt from the hyper-parameters the training mod
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from genolong.errors import InputMissingError, UsageError
 def load_model(path: str | os.PathLike, kind: str | None = "causal", device: str = "cpu") -> tuple[Any, Any, dict]:
     """(model in eval mode, tokenizer, metadata) from a checkpoint file or a pretrained directory.
 
-    ``kind`` is ``causal``, ``masked`` or ``classification`` (None: whatever a Lightning checkpoint holds);
+    ``kind`` is ``causal``, ``masked`` or ``classification`` (None: whatever the checkpoint or directory holds);
     metadata holds the training module's and data module's hyper-parameters when the source is a Lightning
     checkpoint.
     """
@@ -34,7 +35,11 @@ def load_model(path: str | os.PathLike, kind: str | None = "causal", device: str
     return model.to(device).eval(), tokenizer, meta
 
 
-def _from_pretrained(path: Path, kind: str) -> tuple[Any, Any, dict]:
+_KINDS = {"GenoLongForCausalLM": "causal", "GenoLongForMaskedLM": "masked",
+          "GenoLongForSequenceClassification": "classification"}  # fmt: skip
+
+
+def _from_pretrained(path: Path, kind: str | None) -> tuple[Any, Any, dict]:
     import transformers
 
     import genolong.models  # noqa: F401  (registers the Auto* classes)
@@ -45,10 +50,13 @@ def _from_pretrained(path: Path, kind: str) -> tuple[Any, Any, dict]:
         "masked": transformers.AutoModelForMaskedLM,
         "classification": transformers.AutoModelForSequenceClassification,
     }
-    if kind not in auto:
-        raise UsageError(f"model kind must be one of {sorted(auto)}, got {kind!r}")
     if not (path / "config.json").exists():
         raise InputMissingError("not a save_pretrained directory: config.json is missing", path=path)
+    if kind is None:  # whatever the directory holds, as its config names it
+        architectures = json.loads((path / "config.json").read_text()).get("architectures") or [""]
+        kind = _KINDS.get(architectures[0], "causal")
+    if kind not in auto:
+        raise UsageError(f"model kind must be one of {sorted(auto)}, got {kind!r}")
     return auto[kind].from_pretrained(path), load_tokenizer(path), {}
 
 

@@ -24,12 +24,10 @@ annotated ``.vcf.gz``.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -102,7 +100,7 @@ class VariantScorer:
                         dtype: str | torch.dtype | None = None, **options: Any) -> VariantScorer:  # fmt: skip
         """A scorer from a Lightning checkpoint (.ckpt) or a ``save_pretrained`` directory; ``dtype`` (e.g.
         ``bfloat16``) casts the weights; ``options`` are the constructor's."""
-        net, tokenizer, _ = load_model(model, pretrained_kind(model), device)
+        net, tokenizer, _ = load_model(model, None, device)
         if dtype is not None:
             net = net.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
         return cls(net, tokenizer, fasta, device=device, **options)
@@ -225,16 +223,3 @@ def _resolve_method(method: str, model: Any) -> str:
 def _needs(method: str) -> str:
     return {"llr": "causal language model", "masked_marginal": "masked language model",
             "supervised": "sequence classification/regression model"}[method]  # fmt: skip
-
-
-def pretrained_kind(path: str | os.PathLike) -> str | None:
-    """The loader's model kind for a save_pretrained directory (from config.json); None for a checkpoint."""
-    if not Path(path).is_dir():
-        return None
-    config = Path(path) / "config.json"
-    if not config.is_file():
-        return "causal"  # the loader names the missing file
-    architectures = json.loads(config.read_text()).get("architectures") or []
-    kinds = {"GenoLongForCausalLM": "causal", "GenoLongForMaskedLM": "masked",
-             "GenoLongForSequenceClassification": "classification"}  # fmt: skip
-    return kinds.get(architectures[0] if architectures else "", "causal")

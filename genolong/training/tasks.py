@@ -75,9 +75,8 @@ class SequenceTaskModule(L.LightningModule):
         if pretrained is None:
             return get_preset(preset, **model_config_fields(self.tokenizer)), None
         from genolong.pipelines.loading import load_model
-        from genolong.pipelines.variant_effect import pretrained_kind
 
-        model, tokenizer, _ = load_model(pretrained, pretrained_kind(pretrained))
+        model, tokenizer, _ = load_model(pretrained, None)
         if tokenizer.get_vocab() != self.tokenizer.get_vocab():
             raise InconsistentDataError(f"the pre-trained model's tokenizer differs from {spec!r}",
                                         path=pretrained, hint="set model.tokenizer to the model's tokenizer")
