@@ -129,9 +129,9 @@ class HyenaOperator(nn.Module):
             history.append(v)
             if past:  # decoding: outputs for the L new positions only (direct sums when L is small)
                 y = long_conv_tail(v, h[i], skip=self.filter_bias[i], n=L, backend=self.backend)  # (B, D, L)
-            else:
-                y = long_conv(v, h[i], skip=self.filter_bias[i], backend=self.backend)  # (B, D, L)
-            v = gates[i] * y
+                v = gates[i] * y
+            else:  # the gate multiply is fused into the Triton kernel's store
+                v = long_conv(v, h[i], skip=self.filter_bias[i], post_gate=gates[i], backend=self.backend)
         if state is not None:
             state["history"] = history
         return self.out_proj(v.transpose(1, 2))  # (B, L, D)

@@ -27,8 +27,6 @@ from genolong.errors import UsageError
 Backend = Literal["auto", "torch", "triton", "reference"]
 BACKENDS: tuple[str, ...] = ("auto", "torch", "triton", "reference")
 
-# Operators that have a Triton kernel (long_conv has none yet: its fast path is the FFT in PyTorch).
-TRITON_KERNELS: frozenset[str] = frozenset({"short_conv", "ssd_scan", "mlstm"})
 # Kernels that "auto" may choose: those whose parity tests have passed on a real GPU, not only under the
 # interpreter. Empty until a GPU run validates them; until then Triton runs only when asked for explicitly.
 GPU_VALIDATED_KERNELS: frozenset[str] = frozenset()
@@ -57,19 +55,12 @@ def select_backend(op: str, backend: str, *tensors: torch.Tensor | None) -> str:
             hint=f"choose one of {', '.join(repr(b) for b in BACKENDS)}",
         )
     on_cuda = all(t.is_cuda for t in tensors if t is not None)
-    has_kernel = op in TRITON_KERNELS
     if backend == "auto":
         dtypes_ok = all(t.dtype in TRITON_DTYPES for t in tensors if t is not None and t.is_floating_point())
         use = op in GPU_VALIDATED_KERNELS and on_cuda and dtypes_ok and triton_importable()
         return "triton" if use else "torch"
     if backend != "triton":
         return backend
-    if not has_kernel:
-        raise UsageError(
-            f"{op}(backend='triton'): the Triton kernel for {op} is not available yet "
-            "(Triton kernels need CUDA tensors, or TRITON_INTERPRET=1 on CPU)",
-            hint="use backend='torch' or backend='auto'",
-        )
     if not triton_importable():
         raise UsageError(f"{op}(backend='triton'): triton is not installed", hint="pip install triton")
     if not on_cuda and not triton_interpreter_enabled():

@@ -36,12 +36,11 @@ CALLS = small_calls()
 @pytest.mark.parametrize(("op", "call"), CALLS, ids=[c[0] for c in CALLS])
 @pytest.mark.parametrize("interpret", ["0", "1"])
 def test_explicit_triton_raises_a_clear_error(op, call, interpret, monkeypatch):
-    # long_conv has no Triton kernel; the others need CUDA tensors or the interpreter
+    # every kernel needs CUDA tensors or the interpreter
     monkeypatch.setenv("TRITON_INTERPRET", interpret)
-    if op != "long_conv" and interpret == "1":
+    if interpret == "1":
         pytest.skip("runs the kernel under the interpreter: tests/ops/test_triton_*.py")
-    expected = "not available yet" if op == "long_conv" else "needs CUDA tensors"
-    with pytest.raises(UsageError, match=rf"{op}\(backend='triton'\).*{expected}") as info:
+    with pytest.raises(UsageError, match=rf"{op}\(backend='triton'\).*needs CUDA tensors") as info:
         call("triton")
     assert info.value.exit_code == 2
 
@@ -53,10 +52,10 @@ def test_backends_agree_and_unknown_is_refused(op, call):
         call("cuda")
 
 
-def test_auto_on_cpu_picks_torch_even_with_a_kernel(monkeypatch):
+def test_auto_on_cpu_picks_torch_even_with_a_validated_kernel(monkeypatch):
     cpu = torch.zeros(1)
     assert select_backend("ssd_scan", "auto", cpu, None) == "torch"
-    monkeypatch.setattr(backend_mod, "TRITON_KERNELS", frozenset({"ssd_scan"}))
+    monkeypatch.setattr(backend_mod, "GPU_VALIDATED_KERNELS", frozenset({"ssd_scan"}))
     assert select_backend("ssd_scan", "auto", cpu, None) == "torch"
 
 
@@ -70,8 +69,7 @@ def test_auto_on_cpu_runs_the_torch_path(monkeypatch):
 
 
 def test_explicit_triton_on_cpu_needs_the_interpreter(monkeypatch):
-    # once a kernel exists: CPU tensors without TRITON_INTERPRET=1 are refused, with it they are accepted
-    monkeypatch.setattr(backend_mod, "TRITON_KERNELS", frozenset({"ssd_scan"}))
+    # CPU tensors without TRITON_INTERPRET=1 are refused, with it they are accepted
     monkeypatch.setattr(backend_mod, "triton_importable", lambda: True)
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     with pytest.raises(UsageError, match=r"ssd_scan\(backend='triton'\) needs CUDA tensors"):

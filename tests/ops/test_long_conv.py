@@ -58,6 +58,32 @@ def test_fft_grads_match_reference(L, Lk, with_skip):
     )
 
 
+@pytest.mark.parametrize(("L", "Lk"), [(63, 63), (300, 17)])
+@pytest.mark.parametrize("gates", [(True, True), (True, False), (False, True)])
+def test_gates_match_plain_multiplies(L, Lk, gates):
+    """post_gate·conv(pre_gate·u) by conv1d (independent), and the FFT path's gradients against the reference."""
+    u, k, skip = make(2, 3, L, Lk, dtype=torch.float64, seed=L)
+    g = torch.Generator().manual_seed(Lk)
+    pre = torch.randn(2, 3, L, generator=g, dtype=torch.float64) if gates[0] else None
+    post = torch.randn(2, 3, L, generator=g, dtype=torch.float64) if gates[1] else None
+    expected = conv1d_causal(u if pre is None else u * pre, k, skip)
+    expected = expected if post is None else expected * post
+    assert_close(long_conv_reference(u, k, skip, pre, post), expected, 1e-10, "reference vs conv1d")
+    inputs = [t for t in (u, k, skip, pre, post) if t is not None]
+
+    def call(backend):
+        def fn(u, k, skip, *gate_tensors):
+            given = iter(gate_tensors)
+            return long_conv(
+                u, k, skip, pre_gate=next(given) if gates[0] else None,
+                post_gate=next(given) if gates[1] else None, backend=backend,
+            )  # fmt: skip
+
+        return fn
+
+    assert_same_outputs_and_grads(call("torch"), call("reference"), inputs, tol=1e-10)
+
+
 @pytest.mark.parametrize(("L", "Lk"), [(63, 63), (200, 31)])
 def test_bf16_inputs(L, Lk):
     u, k, skip = make(2, 4, L, Lk, dtype=torch.bfloat16, seed=3)

@@ -1,4 +1,4 @@
-"""``long_conv``: causal depthwise long convolution (Hyena's implicit filters), with backend dispatch."""
+"""``long_conv``: gated causal depthwise long convolution (Hyena's implicit filters), with backend dispatch."""
 
 from __future__ import annotations
 
@@ -19,12 +19,16 @@ def long_conv(
     k: torch.Tensor,
     skip: torch.Tensor | None = None,
     *,
+    pre_gate: torch.Tensor | None = None,
+    post_gate: torch.Tensor | None = None,
     backend: Backend = "auto",
 ) -> torch.Tensor:
-    """Causal depthwise convolution ``y[b,d,t] = sum_s k[d,s]·u[b,d,t-s] + skip[d]·u[b,d,t]``.
+    """Gated causal depthwise convolution, with ``v = pre_gate·u``:
+    ``y[b,d,t] = post_gate[b,d,t]·(sum_s k[d,s]·v[b,d,t-s] + skip[d]·v[b,d,t])`` (a missing gate is 1).
 
-    u (B, D, L), k (D, Lk) with 1 <= Lk <= L, skip (D,) or None. Returns (B, D, L) in u's dtype;
-    accumulates in float32 (float64 inputs stay float64).
+    u, pre_gate, post_gate (B, D, L), k (D, Lk) with 1 <= Lk <= L, skip (D,) or None. Returns (B, D, L) in
+    u's dtype; accumulates in float32 (float64 inputs stay float64). The Triton path fuses the gates into
+    its first load and last store.
     backend: "auto" | "torch" (FFT) | "triton" | "reference" (direct sum); see genolong.ops._backend.
     """
     expect_ndim("long_conv", "u", u, 3, "(B, D, L)")
@@ -35,10 +39,16 @@ def long_conv(
             f"long_conv: k has shape {tuple(k.shape)}, expected (D={D}, Lk) with 1 <= Lk <= L={L}"
         )
     expect_shape("long_conv", "skip", skip, (D,))
-    chosen = select_backend("long_conv", backend, u, k, skip)
+    expect_shape("long_conv", "pre_gate", pre_gate, tuple(u.shape))
+    expect_shape("long_conv", "post_gate", post_gate, tuple(u.shape))
+    chosen = select_backend("long_conv", backend, u, k, skip, pre_gate, post_gate)
+    if chosen == "triton":  # imported here: Triton loads only when asked for
+        from genolong.ops.long_conv.triton import long_conv_triton
+
+        return long_conv_triton(u, k, skip, pre_gate, post_gate)
     if chosen == "reference":
-        return long_conv_reference(u, k, skip)
-    return long_conv_fft(u, k, skip)
+        return long_conv_reference(u, k, skip, pre_gate, post_gate)
+    return long_conv_fft(u, k, skip, pre_gate, post_gate)
 
 
 def long_conv_tail(

@@ -29,15 +29,24 @@ def fft_size(n: int) -> int:
 
 
 @autocast_off
-def long_conv_fft(u: torch.Tensor, k: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
-    """Causal depthwise long convolution by FFT. u (B, D, L), k (D, Lk), skip (D,) -> (B, D, L), u's dtype."""
+def long_conv_fft(
+    u: torch.Tensor,
+    k: torch.Tensor,
+    skip: torch.Tensor | None = None,
+    pre_gate: torch.Tensor | None = None,
+    post_gate: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Gated causal depthwise long convolution by FFT (see reference.py for the formula).
+
+    u, pre_gate, post_gate (B, D, L), k (D, Lk), skip (D,) -> (B, D, L) in u's dtype."""
     L = u.shape[-1]
     Lk = k.shape[-1]
     n = fft_size(L + Lk - 1)
-    uf = upcast(u)  # (B, D, L)
-    u_hat = torch.fft.rfft(uf, n=n)  # (B, D, n//2 + 1) complex64
+    v = upcast(u) if pre_gate is None else upcast(u) * upcast(pre_gate)  # (B, D, L)
+    v_hat = torch.fft.rfft(v, n=n)  # (B, D, n//2 + 1) complex64
     k_hat = torch.fft.rfft(upcast(k), n=n)  # (D, n//2 + 1) complex64
-    y = torch.fft.irfft(u_hat * k_hat, n=n)[..., :L]  # (B, D, L)
+    z = torch.fft.irfft(v_hat * k_hat, n=n)[..., :L]  # (B, D, L)
     if skip is not None:
-        y = y + upcast(skip)[:, None] * uf  # (B, D, L)
+        z = z + upcast(skip)[:, None] * v  # (B, D, L)
+    y = z if post_gate is None else z * upcast(post_gate)  # (B, D, L)
     return y.to(u.dtype)

@@ -1,8 +1,10 @@
-"""Reference long convolution: the causal depthwise convolution of DESIGN.md §3 as an explicit sum over lags.
+"""Reference long convolution: the gated causal depthwise convolution of DESIGN.md §3 as a sum over lags.
 
-    y[b, d, t] = sum_{s=0..min(t, Lk-1)} k[d, s] * u[b, d, t-s]  +  skip[d] * u[b, d, t]
+    v[b, d, t] = pre_gate[b, d, t] * u[b, d, t]                                    (v = u without pre_gate)
+    z[b, d, t] = sum_{s=0..min(t, Lk-1)} k[d, s] * v[b, d, t-s]  +  skip[d] * v[b, d, t]
+    y[b, d, t] = post_gate[b, d, t] * z[b, d, t]                                   (y = z without post_gate)
 
-O(L·Lk) and slow; this is the spec the FFT path is tested against.
+O(L·Lk) and slow; this is the spec the FFT and Triton paths are tested against.
 """
 
 from __future__ import annotations
@@ -13,16 +15,23 @@ from genolong.ops._precision import autocast_off, upcast
 
 
 @autocast_off
-def long_conv_reference(u: torch.Tensor, k: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
-    """Causal depthwise long convolution, lag by lag. u (B, D, L), k (D, Lk), skip (D,) -> (B, D, L)."""
+def long_conv_reference(
+    u: torch.Tensor,
+    k: torch.Tensor,
+    skip: torch.Tensor | None = None,
+    pre_gate: torch.Tensor | None = None,
+    post_gate: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Gated causal depthwise long convolution, lag by lag. u, gates (B, D, L), k (D, Lk), skip (D,) -> (B, D, L)."""
     L = u.shape[-1]
     Lk = k.shape[-1]
-    uf = upcast(u)  # (B, D, L)
+    v = upcast(u) if pre_gate is None else upcast(u) * upcast(pre_gate)  # (B, D, L)
     kf = upcast(k)  # (D, Lk)
-    y = torch.zeros_like(uf)  # (B, D, L)
+    z = torch.zeros_like(v)  # (B, D, L)
     for s in range(Lk):
-        # lag s: output t receives k[:, s] * u[:, t - s] for every t >= s
-        y[..., s:] += kf[:, s, None] * uf[..., : L - s]  # (B, D, L - s)
+        # lag s: output t receives k[:, s] * v[:, t - s] for every t >= s
+        z[..., s:] += kf[:, s, None] * v[..., : L - s]  # (B, D, L - s)
     if skip is not None:
-        y = y + upcast(skip)[:, None] * uf  # (B, D, L)
+        z = z + upcast(skip)[:, None] * v  # (B, D, L)
+    y = z if post_gate is None else z * upcast(post_gate)  # (B, D, L)
     return y.to(u.dtype)
