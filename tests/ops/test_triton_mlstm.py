@@ -164,6 +164,25 @@ def test_state_passing_equals_one_pass(device):
         assert scaled_error(a.cpu(), b.cpu()) < 1e-5
 
 
+def test_custom_op_registration():
+    # schema, fake (meta) implementation and autograd registration are consistent with the real kernels
+    q, k, v, i_pre, f_pre, C0, n0, m0 = make(1, 2, 20, 16, 16, seed=11)
+    args = [t.requires_grad_(True) for t in (q, k, v, i_pre, f_pre, C0, n0, m0)]
+    torch.library.opcheck(mlstm_triton_mod._mlstm_fwd, (*args, 16))
+    h, C, n, m, m_steps, den = mlstm_triton_mod._mlstm_fwd(*(t.detach() for t in args), 16)
+    torch.library.opcheck(
+        mlstm_triton_mod._mlstm_bwd,
+        (torch.randn_like(h), None, None, None, *(t.detach() for t in args), h, m_steps, den, 16),
+        test_utils=("test_schema", "test_faketensor"),
+    )
+
+
+@pytest.mark.skipif(not INTERPRETED, reason="aot_eager tracing check at interpreter sizes")
+def test_torch_compile_traces_through():
+    fn = torch.compile(triton_fn(16), backend="aot_eager", fullgraph=True)
+    check(fn, reference_fn(), make(1, 2, 20, 16, 16, seed=12), "cpu", tol=1e-5, grad_tol=2e-5)
+
+
 def test_argument_errors():
     q, k, v, i, f, C0, n0, m0 = make(1, 2, 8, 4, 4)
     with pytest.raises(UsageError, match="k has shape"):

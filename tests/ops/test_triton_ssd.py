@@ -145,6 +145,24 @@ def test_state_passing_equals_one_pass(device):
     assert scaled_error(last.cpu(), final.cpu()) < 1e-5
 
 
+def test_custom_op_registration():
+    # schema, fake (meta) implementation and autograd registration are consistent with the real kernels
+    x, dt, A, B, C, D, S0 = make(1, 20, 2, 8, 1, 12, seed=11)
+    args = [t.requires_grad_(True) for t in (x, dt, A, B, C, D, S0)]
+    torch.library.opcheck(ssd_triton._ssd_scan_fwd, (*args, 16))
+    torch.library.opcheck(
+        ssd_triton._ssd_scan_bwd,
+        (torch.randn(1, 20, 2, 8), None, *(t.detach() for t in args), 16),
+        test_utils=("test_schema", "test_faketensor"),
+    )
+
+
+@pytest.mark.skipif(not INTERPRETED, reason="aot_eager tracing check at interpreter sizes")
+def test_torch_compile_traces_through():
+    fn = torch.compile(triton_fn(16), backend="aot_eager", fullgraph=True)
+    check(fn, reference_fn(), make(1, 20, 2, 8, 1, 12, seed=12), "cpu", tol=1e-5, grad_tol=2e-5)
+
+
 def test_argument_errors():
     x, dt, A, B, C, D, S0 = make(1, 8, 2, 4, 1, 4)
     with pytest.raises(UsageError, match="H % G"):

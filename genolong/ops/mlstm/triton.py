@@ -32,12 +32,15 @@ is a max over the sequence; its gradient (and the part of C, n's that goes throu
 
 tl.dot operands are in the input dtype (float32 inputs: 3xTF32 products, see FP32_DOT_PRECISION);
 accumulation is float32. On CPU tensors the kernels run only under TRITON_INTERPRET=1.
+Registered as torch custom ops genolong::mlstm_fwd / mlstm_bwd (fake implementations and autograd), so torch.compile
+traces through them as opaque nodes.
 """
 
 import torch
 import torch.nn.functional as F
 import triton
 import triton.language as tl
+from torch import Tensor
 
 from genolong.errors import UsageError
 
@@ -464,86 +467,127 @@ def _forward_states(p: _Plan, q, k, v, i_pre, f_pre, C0, n0, m0):
     return states, nstates, mstart, bend, C_fin, n_fin, mfinal
 
 
-class _MLSTM(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, q, k, v, i_pre, f_pre, C0, n0, m0, chunk_size):
-        p = _Plan(q, v, chunk_size)
-        states, nstates, mstart, _, C_fin, n_fin, m_fin = _forward_states(
-            p, q, k, v, i_pre, f_pre, C0, n0, m0
-        )
-        h = _empty(v.shape, p.device, q.dtype)  # (B, H, L, Dv)
-        m = _empty(i_pre.shape, p.device)  # (B, H, L) the stabilizer m_t
-        den = _empty(i_pre.shape, p.device)  # (B, H, L) the normaliser's den_t
-        _mlstm_chunk_output_kernel[(p.nc, p.BH, p.n_vblocks)](
-            q, k, v, i_pre, f_pre, states, nstates, mstart, h, m, den, *p.dims(), **p.tiles
-        )
-        ctx.save_for_backward(q, k, v, i_pre, f_pre, C0, n0, m0, h, m, den)
-        ctx.chunk_size = chunk_size
-        ctx.set_materialize_grads(False)  # unused outputs' gradients arrive as None, not as zeros
-        shape = (p.B, p.H)
-        return h, C_fin.view(*shape, p.Dv, p.Dk), n_fin.view(*shape, p.Dk), m_fin.view(shape)
+@torch.library.custom_op("genolong::mlstm_fwd", mutates_args=())
+def _mlstm_fwd(
+    q: Tensor, k: Tensor, v: Tensor, i_pre: Tensor, f_pre: Tensor,
+    C0: Tensor | None, n0: Tensor | None, m0: Tensor | None, chunk_size: int,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+    """(h (B, H, L, Dv) in q's dtype, final C, n, m (float32), and for the backward the stabilizer m_t and
+    the normaliser den_t, (B, H, L) float32 each)."""
+    p = _Plan(q, v, chunk_size)
+    states, nstates, mstart, _, C_fin, n_fin, m_fin = _forward_states(
+        p, q, k, v, i_pre, f_pre, C0, n0, m0
+    )
+    h = _empty(v.shape, p.device, q.dtype)  # (B, H, L, Dv)
+    m = _empty(i_pre.shape, p.device)  # (B, H, L) the stabilizer m_t
+    den = _empty(i_pre.shape, p.device)  # (B, H, L) the normaliser's den_t
+    _mlstm_chunk_output_kernel[(p.nc, p.BH, p.n_vblocks)](
+        q, k, v, i_pre, f_pre, states, nstates, mstart, h, m, den, *p.dims(), **p.tiles
+    )
+    shape = (p.B, p.H)
+    return h, C_fin.view(*shape, p.Dv, p.Dk), n_fin.view(*shape, p.Dk), m_fin.view(shape), m, den
 
-    @staticmethod
-    def backward(ctx, dh, dC_fin, dn_fin, dm_fin):
-        q, k, v, i_pre, f_pre, C0, n0, m0, h, m, den = ctx.saved_tensors
-        p = _Plan(q, v, ctx.chunk_size)
-        dh = dh.contiguous() if dh is not None else torch.zeros_like(h)
-        states, nstates, mstart, bend, C_fin, n_fin, m_fin = _forward_states(
-            p, q, k, v, i_pre, f_pre, C0, n0, m0
-        )
 
-        inv = _empty(m.shape, p.device)  # (B, H, L)
-        dd = _empty(m.shape, p.device)  # (B, H, L)
-        n_rows = p.BH * p.L
-        _mlstm_bwd_prep_kernel[(triton.cdiv(n_rows, 64),)](
-            h, dh, m, den, inv, dd, n_rows, p.Dv, BLOCK_T=64, BLOCK_DV=p.block_dv
-        )
-        # the gradient reaching every chunk's end state: local adjoints, then the reverse recurrence
-        dstates = _empty(states.shape, p.device)  # (BH, nc, Dv·Dk)
-        dnstates = _empty(nstates.shape, p.device)  # (BH, nc, Dk)
-        _mlstm_chunk_state_kernel[(p.nc, p.BH, p.n_vblocks)](
-            dh, q, i_pre, f_pre, m, inv, dd, mstart, dstates, dnstates, m, m, *p.dims(),
-            ADJOINT=True, **p.tiles,
-        )  # fmt: skip
+@_mlstm_fwd.register_fake
+def _(q, k, v, i_pre, f_pre, C0, n0, m0, chunk_size):
+    B, H, _, Dk = q.shape
+    f32 = dict(dtype=torch.float32)
+    C, n, m = q.new_empty((B, H, v.shape[-1], Dk), **f32), q.new_empty((B, H, Dk), **f32), q.new_empty((B, H), **f32)
+    return q.new_empty(v.shape), C, n, m, i_pre.new_empty(i_pre.shape, **f32), i_pre.new_empty(i_pre.shape, **f32)
 
-        def adjoint(local, d_final, fwd):
-            d_final = d_final.reshape(p.BH, -1).contiguous() if d_final is not None else None
-            return p.state_pass(local, bend, bend, mstart, d_final, None, m_fin, True, fwd)
 
-        dC0, enddot_C = adjoint(dstates, dC_fin, (states, C_fin))  # (BH, Dv·Dk), (BH, nc)
-        dn0, enddot_n = adjoint(dnstates, dn_fin, (nstates, n_fin))  # (BH, Dk), (BH, nc)
+@torch.library.custom_op("genolong::mlstm_bwd", mutates_args=())
+def _mlstm_bwd(
+    dh: Tensor | None, dC_fin: Tensor | None, dn_fin: Tensor | None, dm_fin: Tensor | None,
+    q: Tensor, k: Tensor, v: Tensor, i_pre: Tensor, f_pre: Tensor, C0: Tensor | None, n0: Tensor | None,
+    m0: Tensor | None, h: Tensor, m: Tensor, den: Tensor, chunk_size: int,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+    """(dq, dk, dv, di, df, dC0, dn0, dm0); the last three are empty without an initial state."""
+    p = _Plan(q, v, chunk_size)
+    dh = dh.contiguous() if dh is not None else torch.zeros_like(h)
+    states, nstates, mstart, bend, C_fin, n_fin, m_fin = _forward_states(
+        p, q, k, v, i_pre, f_pre, C0, n0, m0
+    )
 
-        dq = _empty(q.shape, p.device, q.dtype)  # (B, H, L, Dk)
-        dk = _empty(k.shape, p.device, k.dtype)  # (B, H, L, Dk)
-        di = _empty(m.shape, p.device)  # (B, H, L)
-        db = _empty(m.shape, p.device)  # (B, H, L)
-        _mlstm_bwd_dqk_kernel[(p.nc, p.BH)](
-            q, k, v, i_pre, f_pre, dh, m, inv, dd, states, nstates, mstart, m_fin, dstates, dnstates,
-            dq, dk, di, db, *p.dims(), **p.tiles, num_warps=8,  # 4 warps spill the (Q, Dk) accumulators
-        )  # fmt: skip
-        dv = _empty(v.shape, p.device, v.dtype)  # (B, H, L, Dv)
-        _mlstm_bwd_dv_kernel[(p.nc, p.BH, p.n_vblocks)](
-            q, k, i_pre, f_pre, dh, m, inv, mstart, m_fin, dstates, dv, *p.dims(), **p.tiles
-        )
+    inv = _empty(m.shape, p.device)  # (B, H, L)
+    dd = _empty(m.shape, p.device)  # (B, H, L)
+    n_rows = p.BH * p.L
+    _mlstm_bwd_prep_kernel[(triton.cdiv(n_rows, 64),)](
+        h, dh, m, den, inv, dd, n_rows, p.Dv, BLOCK_T=64, BLOCK_DV=p.block_dv
+    )
+    # the gradient reaching every chunk's end state: local adjoints, then the reverse recurrence
+    dstates = _empty(states.shape, p.device)  # (BH, nc, Dv·Dk)
+    dnstates = _empty(nstates.shape, p.device)  # (BH, nc, Dk)
+    _mlstm_chunk_state_kernel[(p.nc, p.BH, p.n_vblocks)](
+        dh, q, i_pre, f_pre, m, inv, dd, mstart, dstates, dnstates, m, m, *p.dims(),
+        ADJOINT=True, **p.tiles,
+    )  # fmt: skip
 
-        # b_t (chunk-local sum of lf): the end state's share of its gradient goes to each chunk's last step
-        last = torch.clamp(torch.arange(1, p.nc + 1, device=p.device) * p.Q, max=p.L) - 1  # (nc,)
-        db = db.view(p.BH, p.L)
-        db[:, last] += enddot_C + enddot_n  # (BH, nc)
-        dlf = _chunk_local_reverse_cumsum(db, p.Q).view(p.B, p.H, p.L)  # (B, H, L)
-        di = di.view(p.B, p.H, p.L)
-        dm0 = None
-        if C0 is not None:
-            dm0 = (dC0 * C0.reshape(p.BH, -1)).sum(-1) + (dn0 * n0.reshape(p.BH, -1)).sum(-1)  # (BH,)
-            dm0 = dm0.view(p.B, p.H)
-        if any(t is not None for t in (dC_fin, dn_fin, dm_fin)):
-            dm0 = _final_m_gradient(p, i_pre, f_pre, m0, C_fin, n_fin, dC_fin, dn_fin, dm_fin, di, dlf, dm0)
-        df = dlf * torch.sigmoid(-f_pre.float())  # (B, H, L): d logsigmoid(f) / df = sigmoid(-f)
-        if C0 is None:
-            dC0 = dn0 = None
-        else:
-            dC0, dn0, dm0 = dC0.view(C0.shape), dn0.view(n0.shape), dm0.to(m0.dtype)
-        return dq, dk, dv, di.to(i_pre.dtype), df.to(f_pre.dtype), dC0, dn0, dm0, None
+    def adjoint(local, d_final, fwd):
+        d_final = d_final.reshape(p.BH, -1).contiguous() if d_final is not None else None
+        return p.state_pass(local, bend, bend, mstart, d_final, None, m_fin, True, fwd)
+
+    dC0, enddot_C = adjoint(dstates, dC_fin, (states, C_fin))  # (BH, Dv·Dk), (BH, nc)
+    dn0, enddot_n = adjoint(dnstates, dn_fin, (nstates, n_fin))  # (BH, Dk), (BH, nc)
+
+    dq = _empty(q.shape, p.device, q.dtype)  # (B, H, L, Dk)
+    dk = _empty(k.shape, p.device, k.dtype)  # (B, H, L, Dk)
+    di = _empty(m.shape, p.device)  # (B, H, L)
+    db = _empty(m.shape, p.device)  # (B, H, L)
+    _mlstm_bwd_dqk_kernel[(p.nc, p.BH)](
+        q, k, v, i_pre, f_pre, dh, m, inv, dd, states, nstates, mstart, m_fin, dstates, dnstates,
+        dq, dk, di, db, *p.dims(), **p.tiles, num_warps=8,  # 4 warps spill the (Q, Dk) accumulators
+    )  # fmt: skip
+    dv = _empty(v.shape, p.device, v.dtype)  # (B, H, L, Dv)
+    _mlstm_bwd_dv_kernel[(p.nc, p.BH, p.n_vblocks)](
+        q, k, i_pre, f_pre, dh, m, inv, mstart, m_fin, dstates, dv, *p.dims(), **p.tiles
+    )
+
+    # b_t (chunk-local sum of lf): the end state's share of its gradient goes to each chunk's last step
+    last = torch.clamp(torch.arange(1, p.nc + 1, device=p.device) * p.Q, max=p.L) - 1  # (nc,)
+    db = db.view(p.BH, p.L)
+    db[:, last] += enddot_C + enddot_n  # (BH, nc)
+    dlf = _chunk_local_reverse_cumsum(db, p.Q).view(p.B, p.H, p.L)  # (B, H, L)
+    di = di.view(p.B, p.H, p.L)
+    dm0 = None
+    if C0 is not None:
+        dm0 = (dC0 * C0.reshape(p.BH, -1)).sum(-1) + (dn0 * n0.reshape(p.BH, -1)).sum(-1)  # (BH,)
+        dm0 = dm0.view(p.B, p.H)
+    if any(t is not None for t in (dC_fin, dn_fin, dm_fin)):
+        dm0 = _final_m_gradient(p, i_pre, f_pre, m0, C_fin, n_fin, dC_fin, dn_fin, dm_fin, di, dlf, dm0)
+    df = dlf * torch.sigmoid(-f_pre.float())  # (B, H, L): d logsigmoid(f) / df = sigmoid(-f)
+    if C0 is None:
+        dC0, dn0, dm0 = (q.new_empty(0) for _ in range(3))  # three tensors: outputs may not alias
+    else:
+        dC0, dn0, dm0 = dC0.view(C0.shape), dn0.view(n0.shape), dm0.to(m0.dtype)
+    return dq, dk, dv, di.to(i_pre.dtype), df.to(f_pre.dtype), dC0, dn0, dm0
+
+
+@_mlstm_bwd.register_fake
+def _(dh, dC_fin, dn_fin, dm_fin, q, k, v, i_pre, f_pre, C0, n0, m0, h, m, den, chunk_size):
+    def like(t):
+        return torch.empty_like(t) if t is not None else q.new_empty(0)
+
+    return (torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), torch.empty_like(i_pre),
+            torch.empty_like(f_pre), like(C0), like(n0), like(m0))  # fmt: skip
+
+
+def _setup_context(ctx, inputs, output):
+    *tensors, chunk_size = inputs
+    h, _, _, _, m, den = output
+    ctx.save_for_backward(*tensors, h, m, den)
+    ctx.chunk_size = chunk_size
+    ctx.set_materialize_grads(False)  # unused outputs' gradients arrive as None, not as zeros
+
+
+def _backward(ctx, dh, dC_fin, dn_fin, dm_fin, _dm, _dden):
+    saved = ctx.saved_tensors
+    grads = _mlstm_bwd(dh, dC_fin, dn_fin, dm_fin, *saved, ctx.chunk_size)
+    has_state = saved[5] is not None
+    return *grads[:5], *(g if has_state else None for g in grads[5:]), None
+
+
+_mlstm_fwd.register_autograd(_backward, setup_context=_setup_context)
 
 
 def _chunk_local_reverse_cumsum(v: torch.Tensor, Q: int) -> torch.Tensor:
@@ -629,7 +673,7 @@ def mlstm_triton(
     """
     _check(q, k, v, i_pre, f_pre, initial_state, chunk_size)
     C0, n0, m0 = (s.float().contiguous() for s in initial_state) if initial_state is not None else (None,) * 3
-    h, C, n, m = _MLSTM.apply(
+    h, C, n, m, _, _ = _mlstm_fwd(
         q.contiguous(),
         k.to(q.dtype).contiguous(),
         v.to(q.dtype).contiguous(),

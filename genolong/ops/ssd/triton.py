@@ -27,6 +27,8 @@ Operands of tl.dot are in the input dtype (bf16/fp16 on the tensor cores; float3
 products, see FP32_DOT_PRECISION); accumulation is float32. Any chunk_size >= 1 works (positions past it in
 the power-of-two tile are masked); powers of two >= 16 waste nothing. On CPU tensors the kernels run only
 under TRITON_INTERPRET=1.
+Registered as torch custom ops genolong::ssd_scan_fwd / ssd_scan_bwd (fake implementations and autograd), so torch.compile
+traces through them as opaque nodes.
 """
 
 import torch
@@ -373,54 +375,104 @@ def _chunk_local_reverse_cumsum(v: torch.Tensor, Q: int) -> torch.Tensor:
     return padded.flip(2).cumsum(2).flip(2).reshape(Bt, nc * Q, H)[:, :L]
 
 
-class _SSDScan(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, dt, A, B, C, D, initial_state, chunk_size):
-        plan = _Plan(x, B, chunk_size)
-        states, final, _, _ = _chunk_states(plan, x, B, dt, A, initial_state, adjoint=False)
-        y = _empty(x.shape, x.device, x.dtype)  # (Bt, L, H, P)
-        _ssd_chunk_output_kernel[(plan.nc, plan.Bt * plan.H)](
-            x, dt, A, B, C, D if D is not None else A, states, y, *plan.dims(),
-            HAS_D=D is not None, **plan.tiles(),
-        )  # fmt: skip
-        ctx.save_for_backward(x, dt, A, B, C, D, initial_state)
-        ctx.chunk_size = chunk_size
-        ctx.set_materialize_grads(False)  # an unused output's gradient arrives as None, not as zeros
-        return y, final
+@torch.library.custom_op("genolong::ssd_scan_fwd", mutates_args=())
+def _ssd_scan_fwd(
+    x: torch.Tensor,
+    dt: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None,
+    initial_state: torch.Tensor | None,
+    chunk_size: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(y (Bt, L, H, P) in x's dtype, final state (Bt, H, P, N) float32)."""
+    plan = _Plan(x, B, chunk_size)
+    states, final, _, _ = _chunk_states(plan, x, B, dt, A, initial_state, adjoint=False)
+    y = _empty(x.shape, x.device, x.dtype)  # (Bt, L, H, P)
+    _ssd_chunk_output_kernel[(plan.nc, plan.Bt * plan.H)](
+        x, dt, A, B, C, D if D is not None else A, states, y, *plan.dims(),
+        HAS_D=D is not None, **plan.tiles(),
+    )  # fmt: skip
+    return y, final
 
-    @staticmethod
-    def backward(ctx, dy, dfinal):
-        x, dt, A, B, C, D, initial_state = ctx.saved_tensors
-        p = _Plan(x, B, ctx.chunk_size)
-        dy = dy.contiguous() if dy is not None else torch.zeros_like(x)
-        dfinal = dfinal.contiguous() if dfinal is not None else None
-        states, final, _, _ = _chunk_states(p, x, B, dt, A, initial_state, adjoint=False)
-        dstates, dinit, _, enddot = _chunk_states(p, dy, C, dt, A, dfinal, True, states, final)
 
-        dx = _empty(x.shape, x.device, x.dtype)  # (Bt, L, H, P)
-        ddt = _empty(dt.shape, x.device)  # (Bt, L, H)
-        dD = _empty((p.Bt, p.nc, p.H), x.device)  # (Bt, nc, H)
-        _ssd_bwd_dx_kernel[(p.nc, p.Bt * p.H)](
-            x, dt, A, B, C, D if D is not None else A, dy, dstates, dx, ddt, dD, *p.dims(),
-            HAS_D=D is not None, **p.tiles(),
-        )  # fmt: skip
-        dB = torch.zeros(B.shape, device=x.device, dtype=torch.float32)  # (Bt, L, G, N)
-        dC = torch.zeros(C.shape, device=x.device, dtype=torch.float32)  # (Bt, L, G, N)
-        dacum = _empty(dt.shape, x.device)  # (Bt, L, H)
-        _ssd_bwd_dbc_kernel[(p.nc, p.Bt * p.H)](
-            x, dt, A, B, C, dy, states, dstates, dB, dC, dacum, *p.dims(), **p.tiles()
-        )
+@_ssd_scan_fwd.register_fake
+def _(x, dt, A, B, C, D, initial_state, chunk_size):
+    Bt, _, H, P = x.shape
+    return torch.empty_like(x), x.new_empty((Bt, H, P, B.shape[3]), dtype=torch.float32)
 
-        # the end state's decay gradient belongs to each chunk's last step
-        last = torch.clamp(torch.arange(1, p.nc + 1, device=x.device) * p.Q, max=p.L) - 1  # (nc,)
-        dacum[:, last] += enddot.transpose(1, 2)  # (Bt, nc, H)
-        da = _chunk_local_reverse_cumsum(dacum, p.Q)  # (Bt, L, H): dL/d(dt_t·A_h)
-        Af = A.float()
-        ddt = ddt + da * Af  # (Bt, L, H)
-        dA = (da * dt.float()).sum((0, 1))  # (H,)
-        dD = dD.sum((0, 1)).to(D.dtype) if D is not None else None  # (H,)
-        dinit = dinit if initial_state is not None else None
-        return dx, ddt.to(dt.dtype), dA.to(A.dtype), dB.to(B.dtype), dC.to(C.dtype), dD, dinit, None
+
+@torch.library.custom_op("genolong::ssd_scan_bwd", mutates_args=())
+def _ssd_scan_bwd(
+    dy: torch.Tensor | None,
+    dfinal: torch.Tensor | None,
+    x: torch.Tensor,
+    dt: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None,
+    initial_state: torch.Tensor | None,
+    chunk_size: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(dx, ddt, dA, dB, dC, dD, dinitial_state); dD and dinitial_state are empty where D / the state is absent."""
+    p = _Plan(x, B, chunk_size)
+    dy = dy.contiguous() if dy is not None else torch.zeros_like(x)
+    dfinal = dfinal.contiguous() if dfinal is not None else None
+    states, final, _, _ = _chunk_states(p, x, B, dt, A, initial_state, adjoint=False)
+    dstates, dinit, _, enddot = _chunk_states(p, dy, C, dt, A, dfinal, True, states, final)
+
+    dx = _empty(x.shape, x.device, x.dtype)  # (Bt, L, H, P)
+    ddt = _empty(dt.shape, x.device)  # (Bt, L, H)
+    dD = _empty((p.Bt, p.nc, p.H), x.device)  # (Bt, nc, H)
+    _ssd_bwd_dx_kernel[(p.nc, p.Bt * p.H)](
+        x, dt, A, B, C, D if D is not None else A, dy, dstates, dx, ddt, dD, *p.dims(),
+        HAS_D=D is not None, **p.tiles(),
+    )  # fmt: skip
+    dB = torch.zeros(B.shape, device=x.device, dtype=torch.float32)  # (Bt, L, G, N)
+    dC = torch.zeros(C.shape, device=x.device, dtype=torch.float32)  # (Bt, L, G, N)
+    dacum = _empty(dt.shape, x.device)  # (Bt, L, H)
+    _ssd_bwd_dbc_kernel[(p.nc, p.Bt * p.H)](
+        x, dt, A, B, C, dy, states, dstates, dB, dC, dacum, *p.dims(), **p.tiles()
+    )
+
+    # the end state's decay gradient belongs to each chunk's last step
+    last = torch.clamp(torch.arange(1, p.nc + 1, device=x.device) * p.Q, max=p.L) - 1  # (nc,)
+    dacum[:, last] += enddot.transpose(1, 2)  # (Bt, nc, H)
+    da = _chunk_local_reverse_cumsum(dacum, p.Q)  # (Bt, L, H): dL/d(dt_t·A_h)
+    Af = A.float()
+    ddt = ddt + da * Af  # (Bt, L, H)
+    dA = (da * dt.float()).sum((0, 1))  # (H,)
+    dD = dD.sum((0, 1)).to(D.dtype) if D is not None else x.new_empty(0)  # (H,)
+    dinit = dinit if initial_state is not None else x.new_empty(0)  # (Bt, H, P, N)
+    return dx, ddt.to(dt.dtype), dA.to(A.dtype), dB.to(B.dtype), dC.to(C.dtype), dD, dinit
+
+
+@_ssd_scan_bwd.register_fake
+def _(dy, dfinal, x, dt, A, B, C, D, initial_state, chunk_size):
+    def like(t):
+        return torch.empty_like(t) if t is not None else x.new_empty(0)
+
+    return (torch.empty_like(x), torch.empty_like(dt), torch.empty_like(A), torch.empty_like(B),
+            torch.empty_like(C), like(D), like(initial_state))  # fmt: skip
+
+
+def _setup_context(ctx, inputs, output):
+    *tensors, chunk_size = inputs
+    ctx.save_for_backward(*tensors)
+    ctx.chunk_size = chunk_size
+    ctx.set_materialize_grads(False)  # an unused output's gradient arrives as None, not as zeros
+
+
+def _backward(ctx, dy, dfinal):
+    x, dt, A, B, C, D, initial_state = ctx.saved_tensors
+    grads = _ssd_scan_bwd(dy, dfinal, x, dt, A, B, C, D, initial_state, ctx.chunk_size)
+    dx, ddt, dA, dB, dC, dD, dinit = grads
+    return dx, ddt, dA, dB, dC, dD if D is not None else None, dinit if initial_state is not None else None, None
+
+
+_ssd_scan_fwd.register_autograd(_backward, setup_context=_setup_context)
 
 
 def _check(x, dt, A, B, C, D, initial_state, chunk_size) -> None:
@@ -471,7 +523,7 @@ def ssd_scan_triton(
     float32]. Differentiable in every tensor input. B and C are used in x's dtype.
     """
     _check(x, dt, A, B, C, D, initial_state, chunk_size)
-    y, final = _SSDScan.apply(
+    y, final = _ssd_scan_fwd(
         x.contiguous(),
         dt.contiguous(),
         A.contiguous(),
