@@ -27,8 +27,8 @@ Operands of tl.dot are in the input dtype (bf16/fp16 on the tensor cores; float3
 products, see FP32_DOT_PRECISION); accumulation is float32. Any chunk_size >= 1 works (positions past it in
 the power-of-two tile are masked); powers of two >= 16 waste nothing. On CPU tensors the kernels run only
 under TRITON_INTERPRET=1.
-Registered as torch custom ops genolong::ssd_scan_fwd / ssd_scan_bwd (fake implementations and autograd), so torch.compile
-traces through them as opaque nodes.
+Registered as torch custom ops genolong::ssd_scan_fwd / ssd_scan_bwd (fake implementations and autograd),
+so torch.compile traces through them as opaque nodes.
 """
 
 import torch
