@@ -2,7 +2,7 @@
 
     python benchmarks/bench_triton.py                 # needs a CUDA GPU; realistic sizes, a few minutes
     python benchmarks/bench_triton.py --quick         # smaller sizes, well under a minute
-    python benchmarks/bench_triton.py --ops ssd_scan  # a subset (short_conv, ssd_scan, mlstm)
+    python benchmarks/bench_triton.py --ops ssd_scan  # a subset (long_conv, short_conv, ssd_scan, mlstm)
     python benchmarks/bench_triton.py --compile-only  # no GPU needed: compile every kernel for sm_90 and
                                                       # report registers, spills and tensor-core use
 
@@ -33,19 +33,26 @@ import torch.nn.functional as F
 
 RESULTS = Path(__file__).resolve().parent / "results" / "triton.json"
 PEAK_BYTES_PER_S = 3.35e12  # H100 SXM HBM3
-OPS = ("short_conv", "ssd_scan", "mlstm")
+OPS = ("long_conv", "short_conv", "ssd_scan", "mlstm")
 BF16 = 2  # bytes per element
 
 
-def shapes(quick: bool) -> dict[str, dict[str, int]]:
-    """Benchmark sizes per op (the realistic ones unless ``quick``)."""
+def shapes(quick: bool) -> dict[str, list[dict[str, int]]]:
+    """Benchmark sizes per op (the realistic ones unless ``quick``). long_conv: a filter as long as the
+    sequence (Lk = L), at 1 Mbp for D = 256 and 1024, and a 2.3 Mbp filter."""
     if quick:
         return {
+            "long_conv": [{"B": 1, "D": 256, "L": 2**16}],
             "short_conv": {"B": 2, "D": 1024, "L": 2**15, "W": 4},
             "ssd_scan": {"Bt": 1, "L": 4096, "H": 32, "P": 64, "G": 1, "N": 128, "chunk": 64},
             "mlstm": {"B": 1, "H": 8, "L": 4096, "Dk": 128, "Dv": 128, "chunk": 64},
         }
     return {
+        "long_conv": [
+            {"B": 1, "D": 256, "L": 2**20},
+            {"B": 1, "D": 1024, "L": 2**20},
+            {"B": 1, "D": 64, "L": 2_300_000},
+        ],
         "short_conv": {"B": 4, "D": 1024, "L": 2**17, "W": 4},
         "ssd_scan": {"Bt": 2, "L": 16384, "H": 32, "P": 64, "G": 1, "N": 128, "chunk": 64},
         "mlstm": {"B": 2, "H": 8, "L": 16384, "Dk": 128, "Dv": 128, "chunk": 64},
@@ -62,6 +69,21 @@ def make_case(op: str, s: dict[str, int]):
     def randn(*shape, scale=1.0, shift=0.0):
         return (torch.randn(*shape, device=dev, generator=g) * scale + shift).to(dt)
 
+    if op == "long_conv":
+        from genolong.ops import long_conv
+        from genolong.ops.long_conv.triton import long_conv_triton
+
+        B, D, L = s["B"], s["D"], s["L"]
+        inputs = [randn(B, D, L), randn(D, L, scale=L**-0.5), randn(D), randn(B, D, L), randn(B, D, L)]
+        n = B * D * L
+        return (
+            inputs,
+            lambda u, k, skip, pre, post: long_conv_triton(u, k, skip, pre, post),
+            lambda u, k, skip, pre, post: long_conv(u, k, skip, pre_gate=pre, post_gate=post, backend="torch"),
+            (4 * n + D * L) * BF16,  # read u, the two gates, k; write y
+            (14 * n + 2 * D * L) * BF16,  # + z written; read dy, u, gates, z; write du, dk, both gate grads
+            0,
+        )
     if op == "short_conv":
         from genolong.ops.short_conv.triton import short_conv_triton
 
@@ -189,6 +211,7 @@ def print_table(rows: list[dict]) -> None:
 
 def _kernel_specs() -> list[tuple[str, object, dict, dict, int]]:
     """(name, kernel, types of the non-constexpr args, constexprs, num_warps) at the benchmark's tiles."""
+    from genolong.ops.long_conv import triton as lc
     from genolong.ops.mlstm import triton as ml
     from genolong.ops.short_conv import triton as sc
     from genolong.ops.ssd import triton as ssd
@@ -199,10 +222,18 @@ def _kernel_specs() -> list[tuple[str, object, dict, dict, int]]:
     sc_t = {"W": 4, "HAS_BIAS": True, "BLOCK_D": sc.BLOCK_D, "BLOCK_L": sc.MAX_BLOCK_L}
     bf16_args = {"x_ptr", "w_ptr", "b_ptr", "y_ptr", "gy_ptr", "dx_ptr", "u_ptr", "v_ptr", "r_ptr", "dt_ptr"}
     bf16_args |= {"B_ptr", "C_ptr", "dy_ptr", "q_ptr", "k_ptr", "i_ptr", "f_ptr", "h_ptr", "dh_ptr"}
-    bf16_args |= {"dq_ptr", "dk_ptr", "dv_ptr"}
+    bf16_args |= {"dq_ptr", "dk_ptr", "dv_ptr", "xg_ptr", "og_ptr", "aux_ptr", "out_ptr", "out2_ptr"}
     pass_ssd = {"HAS_INIT": True, "ADJOINT": True, "BLOCK_S": 1024}
     pass_ml = {**pass_ssd, "STORE_M": False}
+    lc_flags = {"HAS_XG": True, "HAS_SKIP": True, "HAS_OG": True, "HAS_AUX": False, "WRITE_OUT2": True}
+    lc_outer = {"BLOCK_1": lc.OUTER_BLOCK, "BLOCK_2": lc.OUTER_BLOCK, "PREC": lc.HALF_DOT_PRECISION}  # bf16 inputs
+    lc_inner = {"A": 64, "B": 64, "SPECTRUM": False, "CONJ": False, "SPEC_PER_ROW": False}
+    lc_inner["PREC"] = lc.HALF_DOT_PRECISION
     specs = [
+        ("long_conv inner 1-lvl", lc._inner_kernel, {**lc_inner, "SINGLE": True, **lc_flags}, lc.INNER_WARPS),
+        ("long_conv inner 2-lvl", lc._inner_kernel, {**lc_inner, "SINGLE": False, **lc_flags}, lc.INNER_WARPS),
+        ("long_conv outer_dft", lc._outer_dft_kernel, {"HAS_XG": True, **lc_outer}, lc.OUTER_WARPS),
+        ("long_conv outer_idft", lc._outer_idft_kernel, {**lc_flags, **lc_outer}, lc.OUTER_WARPS),
         ("short_conv fwd", sc._short_conv_fwd_kernel, {**sc_t, "SILU": True}, 4),
         ("short_conv bwd", sc._short_conv_bwd_kernel, {**sc_t, "SILU": True}, sc.BWD_WARPS),
         ("ssd chunk_state", ssd._ssd_chunk_state_kernel, {"ADJOINT": False, **ssd_t}, 4),
@@ -226,7 +257,7 @@ def _kernel_specs() -> list[tuple[str, object, dict, dict, int]]:
             if a.endswith("_ptr"):
                 sig[a] = "*bf16" if a in bf16_args else "*fp32"
             else:
-                sig[a] = "fp32" if a == "scale" else "i32"
+                sig[a] = "fp32" if a in ("scale", "inv_n") else "i32"
         out.append((name, fn, sig, consts, warps))
     return out
 
@@ -318,13 +349,14 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     for op in args.ops:
-        s = shapes(args.quick)[op]
-        try:
-            rows += bench_op(op, s, args.rep_ms)
-        except Exception as exc:  # one op failing (e.g. out of memory) must not lose the others
-            print(f"{op}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-            rows.append({"op": op, "shape": s, "error": f"{type(exc).__name__}: {exc}"})
-        torch.cuda.empty_cache()
+        sizes = shapes(args.quick)[op]
+        for s in sizes if isinstance(sizes, list) else [sizes]:
+            try:
+                rows += bench_op(op, s, args.rep_ms)
+            except Exception as exc:  # one case failing (e.g. out of memory) must not lose the others
+                print(f"{op} {s}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+                rows.append({"op": op, "shape": s, "error": f"{type(exc).__name__}: {exc}"})
+            torch.cuda.empty_cache()
     print_table([r for r in rows if "error" not in r])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {

@@ -106,7 +106,7 @@ def test_spectrum_mode_is_the_rfft(device, n_needed, inner_max, monkeypatch):
     monkeypatch.setattr(lc_triton, "INNER_MAX", inner_max)
     g = torch.Generator().manual_seed(n_needed)
     x, gate = torch.randn(2, 3, min(n_needed, 900), generator=g), torch.randn(2, 3, min(n_needed, 900), generator=g)
-    plan = lc_triton._Plan(n_needed, torch.device(device))
+    plan = lc_triton._Plan(n_needed, torch.device(device), torch.float32)
     spec = lc_triton._spectrum(plan, x.to(device), gate.to(device)).cpu()  # (6, N/2 + 1, 2)
     expected = torch.view_as_real(torch.fft.rfft((x * gate).double(), n=plan.N)).reshape(6, -1, 2)
     assert scaled_error(spec, expected) < 1e-6

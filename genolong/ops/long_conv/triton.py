@@ -27,9 +27,10 @@ Gates, fused into the load of the input and the store of the output:
 corr is the same pipeline with the conjugate spectrum. The spectra (of k, and per row of u·pre for dk) come from
 the same kernels in "spectrum" mode: no cuFFT call anywhere.
 
-All arithmetic is float32 (tl.dot in FP32_DOT_PRECISION); inputs may be float32, bfloat16 or float16. Registered
-as torch custom ops genolong::long_conv_fwd / long_conv_bwd (fake implementations and autograd), so
-torch.compile traces through them. On CPU tensors the kernels run only under TRITON_INTERPRET=1.
+Inputs may be float32, bfloat16 or float16; all arithmetic is float32 (tl.dot in FP32_DOT_PRECISION, or
+HALF_DOT_PRECISION for bf16/fp16 inputs). Registered as torch custom ops genolong::long_conv_fwd /
+long_conv_bwd (fake implementations and autograd), so torch.compile traces through them. On CPU tensors the
+kernels run only under TRITON_INTERPRET=1.
 """
 
 from functools import lru_cache
@@ -45,8 +46,17 @@ __all__ = ["long_conv_triton"]
 INNER_MIN = 256  # smallest FFT size: 16 x 16, the smallest tl.dot tile
 INNER_MAX = 4096  # largest FFT in one program's registers: 64 x 64
 OUTER_BLOCK = 64  # rows of F_N1 per tl.dot step of the outer passes, and the n2 columns of their tiles
-# "tf32x3": three TF32 products, float32-level accuracy on the tensor cores; "ieee" is exact but slow.
+# The inner program holds about ten (64, 64) float32 tiles (DFT matrices, twiddles, the row's real and
+# imaginary parts). `bench_triton.py --compile-only` (sm_90): at 64 x 64 it spills at 4, 8 or 16 warps
+# (0.4-2 kB of stack); at 32 x 32 (N2 <= 1024) with TF32 it fits in registers at 8 warps. The outer passes fit
+# at 8 warps with TF32, and spill ~0.3 kB with TF32x3.
+INNER_WARPS = 8
+OUTER_WARPS = 8
+# tl.dot precision for float32 inputs: "tf32x3" (three TF32 products, float32-level accuracy on the tensor
+# cores; "ieee" is exact but slow). bf16/fp16 inputs use one TF32 product (~1e-3 relative error, below their
+# own rounding), which also keeps the outer passes' 64 x 64 tiles free of register spills on sm_90.
 FP32_DOT_PRECISION = "tf32x3"
+HALF_DOT_PRECISION = "tf32"
 # Tests set this to True: every buffer the kernels must fill is then pre-filled with NaN.
 POISON_BUFFERS = False
 TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
@@ -244,7 +254,7 @@ def _roots(rows: int, cols: int, n: int, device: torch.device) -> torch.Tensor:
 class _Plan:
     """FFT size N = N1·N2 >= n_needed and the DFT tables of its factors (cached per size and device)."""
 
-    def __init__(self, n_needed: int, device: torch.device):
+    def __init__(self, n_needed: int, device: torch.device, dtype: torch.dtype):
         self.N = max(INNER_MIN, triton.next_power_of_2(n_needed))
         self.N2 = min(self.N, INNER_MAX)
         self.N1 = self.N // self.N2
@@ -253,6 +263,7 @@ class _Plan:
         self.b = self.N2 // self.a
         self.fa, self.fb, self.t2, self.t1, self.f1 = _tables(self.N1, self.a, self.b, device)
         self.block_1 = max(16, min(OUTER_BLOCK, self.N1))
+        self.prec = FP32_DOT_PRECISION if dtype == torch.float32 else HALF_DOT_PRECISION
 
 
 @lru_cache(maxsize=16)
@@ -301,7 +312,8 @@ def _run(
         grid = (R, triton.cdiv(N2, OUTER_BLOCK), triton.cdiv(N1, plan.block_1))
         _outer_dft_kernel[grid](
             x, xg, sre, sim, plan.f1, L_in, N1, N2, triton.cdiv(L_in, N2),
-            HAS_XG=x_gate is not None, BLOCK_1=plan.block_1, BLOCK_2=OUTER_BLOCK, PREC=FP32_DOT_PRECISION,
+            HAS_XG=x_gate is not None, BLOCK_1=plan.block_1, BLOCK_2=OUTER_BLOCK, PREC=plan.prec,
+            num_warps=OUTER_WARPS,
         )  # fmt: skip
     else:
         sre = sim = spec  # unused placeholders
@@ -309,14 +321,14 @@ def _run(
         x, xg, sre, sim, spec, plan.fa, plan.fb, plan.t2, plan.t1, *epilogue_args,
         D, L_in, T_out, N1, plan.N, 1.0 / plan.N,
         A=plan.a, B=plan.b, SINGLE=N1 == 1, SPECTRUM=spectrum, CONJ=conj, SPEC_PER_ROW=spec_per_row or spectrum,
-        PREC=FP32_DOT_PRECISION, **flags,
+        PREC=plan.prec, **flags, num_warps=INNER_WARPS,
     )  # fmt: skip
     if N1 > 1 and not spectrum:
         rows = triton.cdiv(T_out, N2)
         grid = (R, triton.cdiv(N2, OUTER_BLOCK), triton.cdiv(rows, plan.block_1))
         _outer_idft_kernel[grid](
             sre, sim, plan.f1, x, xg, *epilogue_args, D, L_in, T_out, N1, N2, 1.0 / plan.N,
-            BLOCK_1=plan.block_1, BLOCK_2=OUTER_BLOCK, PREC=FP32_DOT_PRECISION, **flags,
+            BLOCK_1=plan.block_1, BLOCK_2=OUTER_BLOCK, PREC=plan.prec, **flags, num_warps=OUTER_WARPS,
         )  # fmt: skip
 
 
@@ -342,7 +354,7 @@ def _long_conv_fwd(
     keep_z: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(y (B, D, L) in u's dtype, z = y before the post gate, (B, D, L), or an empty tensor without keep_z)."""
-    plan = _Plan(u.shape[-1] + k.shape[-1] - 1, u.device)
+    plan = _Plan(u.shape[-1] + k.shape[-1] - 1, u.device, u.dtype)
     y = _empty(u.shape, u.device, u.dtype)  # (B, D, L)
     z = _empty(u.shape, u.device, u.dtype) if keep_z else u.new_empty(0)
     _run(
@@ -370,7 +382,7 @@ def _long_conv_bwd(
     """(du, dk, dskip, dpre, dpost); the last three are empty tensors where skip / a gate is absent."""
     B, D, L = u.shape
     Lk = k.shape[-1]
-    plan = _Plan(L + Lk - 1, u.device)
+    plan = _Plan(L + Lk - 1, u.device, u.dtype)
     du = _empty(u.shape, u.device, u.dtype)  # (B, D, L)
     dpre = _empty(u.shape, u.device, pre_gate.dtype) if pre_gate is not None else u.new_empty(0)
     _run(
