@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from genolong.errors import InconsistentDataError, UsageError
-
-_RANGE = re.compile(r"^(\d[\d,]*)-(\d[\d,]*)$")
+from genolong.io.regions import known
+from genolong.io.regions import parse_region as parse_io_region
 
 
 @dataclass(frozen=True, order=True)
@@ -30,24 +29,8 @@ class Region:
 
 
 def parse_region(text: str, lengths: Mapping[str, int]) -> Region:
-    """``"chr1"`` (whole contig) or ``"chr1:1,001-2,000"`` (1-based inclusive) -> Region, checked against lengths."""
-    contig, _, span = text.rpartition(":")
-    match = _RANGE.match(span) if contig else None
-    if match is None:  # no span: the whole text names a contig (which may itself contain ':')
-        contig = text
-        if contig not in lengths:
-            raise InconsistentDataError(f"region {text!r}: contig not in the reference", hint=_known(lengths))
-        return Region(contig, 0, lengths[contig])
-    if contig not in lengths:
-        raise InconsistentDataError(
-            f"region {text!r}: contig {contig!r} not in the reference", hint=_known(lengths)
-        )
-    first, last = (int(g.replace(",", "")) for g in match.groups())
-    if first < 1 or last < first or last > lengths[contig]:
-        raise InconsistentDataError(
-            f"region {text!r} is outside {contig} (length {lengths[contig]}) or empty; regions are 1-based inclusive"
-        )
-    return Region(contig, first - 1, last)
+    """A samtools-style region string (see :func:`genolong.io.regions.parse_region`) -> Region."""
+    return Region(*parse_io_region(text, lengths))
 
 
 def resolve_regions(
@@ -74,7 +57,7 @@ def _regions_from_bed(path: Path, lengths: Mapping[str, int]) -> list[Region]:
             raise InconsistentDataError(
                 f"interval {interval.contig}:{interval.start}-{interval.end} is not inside the reference",
                 path=path,
-                hint=_known(lengths),
+                hint=known(lengths),
             )
         regions.append(Region(interval.contig, interval.start, interval.end))
     if not regions:
@@ -84,9 +67,3 @@ def _regions_from_bed(path: Path, lengths: Mapping[str, int]) -> list[Region]:
 
 def total_length(regions: Iterable[Region]) -> int:
     return sum(r.length for r in regions)
-
-
-def _known(lengths: Mapping[str, int]) -> str:
-    names = list(lengths)
-    shown = ", ".join(names[:5]) + (f", ... ({len(names)} contigs)" if len(names) > 5 else "")
-    return f"reference contigs: {shown}"

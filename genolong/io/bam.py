@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,12 +23,12 @@ import numpy as np
 from genolong.errors import InconsistentDataError, InputMissingError, MalformedInputError, UsageError
 from genolong.io.htslib import HtslibLog
 from genolong.io.intervals import open_reference
+from genolong.io.regions import known, parse_region
 
 logger = logging.getLogger(__name__)
 
 UNMAPPED, SECONDARY, QC_FAIL, DUPLICATE, SUPPLEMENTARY = 0x4, 0x100, 0x200, 0x400, 0x800
 BATCH = 4096  # reads pulled per stderr redirection
-_SPAN = re.compile(r"^(\d[\d,]*)(?:-(\d[\d,]*)?)?$")
 
 
 @dataclass(frozen=True)
@@ -158,19 +157,12 @@ class Bam:
     def region(self, region: str, start: int | None = None, end: int | None = None) -> tuple[str, int, int]:
         """(contig, start, end), 0-based half-open, from a contig with 0-based bounds or a samtools region."""
         lengths = self.lengths
+        if start is None and end is None:
+            return parse_region(region, lengths, path=self.path, source="the file")
         contig = region
-        if start is None and end is None and region not in lengths:
-            contig, _, span = region.rpartition(":")
-            match = _SPAN.match(span)
-            if not contig or match is None:
-                raise (UsageError if ":" in region else InconsistentDataError)(
-                    f"region {region!r} is neither a contig of the file nor contig:start-end", path=self.path)
-            first = int(match.group(1).replace(",", ""))
-            start = first - 1
-            end = int(match.group(2).replace(",", "")) if match.group(2) else None
         if contig not in lengths:
             raise InconsistentDataError(f"contig {contig!r} is not in the file's header", path=self.path,
-                                        hint=f"contigs: {', '.join(list(lengths)[:5])}")  # fmt: skip
+                                        hint=known(lengths))  # fmt: skip
         start = 0 if start is None else start
         end = lengths[contig] if end is None else end
         if not 0 <= start <= end:

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from genolong.data.regions import Region, parse_region, resolve_regions
 from genolong.data.samplers import EPOCH_STRIDE, ResumableSampler
-from genolong.errors import InconsistentDataError
+from genolong.errors import InconsistentDataError, UsageError
 
 LENGTHS = {"chr1": 1000, "chrM": 50, "HLA-A*01:01": 300}
 
@@ -31,9 +31,20 @@ def test_region_forms():
     assert resolve_regions(["chrM", "chr1:1-10"], LENGTHS) == [Region("chrM", 0, 50), Region("chr1", 0, 10)]
 
 
-@pytest.mark.parametrize("text", ["chr2", "chr2:1-10", "chr1:0-10", "chr1:20-10", "chr1:1-1001"])
-def test_bad_regions_are_inconsistent_data(text):
+def test_open_ended_regions_run_to_the_contig_end():
+    assert parse_region("chr1:901", LENGTHS) == Region("chr1", 900, 1000)
+    assert parse_region("chr1:901-", LENGTHS) == Region("chr1", 900, 1000)
+
+
+@pytest.mark.parametrize("text", ["chr2", "chr2:1-10", "chr1:1-1001"])
+def test_regions_the_reference_lacks_are_inconsistent_data(text):
     with pytest.raises(InconsistentDataError):
+        parse_region(text, LENGTHS)
+
+
+@pytest.mark.parametrize("text", ["chr1:0-10", "chr1:20-10", "chr1:abc", "chr1:1-2-3"])
+def test_malformed_regions_are_usage_errors(text):
+    with pytest.raises(UsageError):
         parse_region(text, LENGTHS)
 
 
