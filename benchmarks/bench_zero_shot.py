@@ -39,7 +39,7 @@ ANNOTATION = GENOME.parent / "ecoli_MIIJ01000039.cds.gff3"
 def held_out_snvs(fasta: Path, per_class: int, seed: int) -> list:
     from genolong.data.regions import parse_region
     from genolong.io.fasta import Fasta
-    from genolong.io.intervals import cds_transcripts
+    from genolong.io.gff import cds_transcripts
     from genolong.pipelines.coding_effects import EFFECTS, coding_snvs
 
     with Fasta(fasta) as genome:

@@ -22,7 +22,7 @@ import numpy as np
 
 from genolong.errors import InconsistentDataError, InputMissingError, MalformedInputError, UsageError
 from genolong.io.htslib import HtslibLog
-from genolong.io.intervals import open_reference
+from genolong.io.intervals import reference_for
 from genolong.io.regions import known, parse_region
 
 logger = logging.getLogger(__name__)
@@ -235,7 +235,8 @@ class Bam:
 
 
 def _check_reference(bam: Bam, fasta: Any) -> None:
-    lengths = open_reference(fasta).lengths
+    with reference_for(fasta) as reference:
+        lengths = reference.lengths
     for contig, length in bam.lengths.items():
         if lengths.get(contig) != length:
             found = f"length {lengths[contig]}" if contig in lengths else "absent"

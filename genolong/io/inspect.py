@@ -59,6 +59,6 @@ def inspect_file(path: str | os.PathLike, fasta: str | os.PathLike | None = None
         from genolong.io.intervals import summarize_bed
 
         return head | summarize_bed(path, fasta=fasta)
-    from genolong.io.intervals import summarize_gff
+    from genolong.io.gff import summarize_gff
 
     return head | summarize_gff(path, fasta=fasta)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from genolong.io.intervals import Transcript
+from genolong.io.gff import Transcript
 from genolong.io.variants import Variant
 
 EFFECTS = ("synonymous", "missense", "nonsense")

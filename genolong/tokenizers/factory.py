@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from genolong.errors import InputMissingError, UsageError
+from genolong.errors import InconsistentDataError, InputMissingError, UsageError
 
 SPEC_HELP = "nucleotide, nucleotide:keep, kmer:K, kmer:K:STRIDE or codon"
 
@@ -71,3 +71,12 @@ def base_token_ids(tokenizer: Any) -> list[int]:
 def canonical_base_ids(tokenizer: Any) -> list[int]:
     """Ids of the single bases A, C, G, T, in that order."""
     return tokenizer.convert_tokens_to_ids(list("ACGT"))
+
+
+def check_same_tokenizer(data_tokenizer: Any, data_spec: str, model_tokenizer: Any, model_spec: str) -> None:
+    """Raise InconsistentDataError unless the data and the model tokenize with the same vocabulary."""
+    if data_tokenizer.get_vocab() != model_tokenizer.get_vocab():
+        raise InconsistentDataError(
+            f"the data are tokenized with {data_spec!r} but the model with {model_spec!r}",
+            hint="give model and data the same tokenizer spec",
+        )

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import SumMetric
 
-from genolong.errors import InconsistentDataError, UsageError
+from genolong.errors import UsageError
+from genolong.tokenizers.factory import check_same_tokenizer
 from genolong.training.optim import configure_adamw, scheduled_steps
 
 LN2 = math.log(2.0)
@@ -113,12 +114,9 @@ class LanguageModelModule(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
-        data_tokenizer = getattr(datamodule, "tokenizer", None)
-        if data_tokenizer is not None and data_tokenizer.get_vocab() != self.tokenizer.get_vocab():
-            raise InconsistentDataError(
-                f"the data are tokenized with {datamodule.hparams.tokenizer!r} but the model with "
-                f"{self.hparams.tokenizer!r}",
-                hint="give model and data the same tokenizer spec",
+        if getattr(datamodule, "tokenizer", None) is not None:
+            check_same_tokenizer(
+                datamodule.tokenizer, datamodule.hparams.tokenizer, self.tokenizer, self.hparams.tokenizer
             )
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:

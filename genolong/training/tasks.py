@@ -20,6 +20,7 @@ import torch
 import torchmetrics as tm
 
 from genolong.errors import InconsistentDataError, UsageError
+from genolong.tokenizers.factory import check_same_tokenizer
 from genolong.training.optim import configure_adamw, scheduled_steps
 
 TASKS = ("classification", "regression", "tracks")
@@ -95,9 +96,7 @@ class SequenceTaskModule(L.LightningModule):
         data = getattr(self.trainer, "datamodule", None)
         if data is None:
             return
-        if data.tokenizer.get_vocab() != self.tokenizer.get_vocab():
-            raise InconsistentDataError(f"the data are tokenized with {data.hparams.tokenizer!r} but the model "
-                                        f"with {self.hparams.tokenizer!r}", hint="use one tokenizer spec")  # fmt: skip
+        check_same_tokenizer(data.tokenizer, data.hparams.tokenizer, self.tokenizer, self.hparams.tokenizer)
         if data.hparams.task != self.hparams.task:
             raise UsageError(f"the model's task is {self.hparams.task} but the data's is {data.hparams.task}")
         data.setup(stage)

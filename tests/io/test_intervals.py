@@ -11,16 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from genolong.errors import InputMissingError, MalformedInputError
-from genolong.io.intervals import (
-    Interval,
-    cds_transcripts,
-    merged_length,
-    open_reference,
-    read_bed,
-    read_gff,
-    summarize_bed,
-    summarize_gff,
-)  # fmt: skip
+from genolong.io.gff import cds_transcripts, read_gff, summarize_gff
+from genolong.io.intervals import Interval, merged_length, open_reference, read_bed, summarize_bed
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 CHLORO = "athaliana_chloroplast_NC_000932"

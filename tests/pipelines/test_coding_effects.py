@@ -9,7 +9,7 @@ import pytest
 from Bio.Seq import Seq
 
 from genolong.io.fasta import Fasta
-from genolong.io.intervals import cds_transcripts
+from genolong.io.gff import cds_transcripts
 from genolong.pipelines.coding_effects import coding_snvs
 from genolong.tokenizers.alphabet import reverse_complement
 from tests.conftest import DATA
