@@ -32,7 +32,7 @@ LONG_CHILD = r"""
 import json, resource, sys, tempfile, time, torch
 from pathlib import Path
 from genolong.io.fasta import Fasta
-from genolong.io.variants import Variant
+from genolong.io.alleles import Variant
 from genolong.models import GenoLongForCausalLM, get_preset
 from genolong.pipelines.variant_effect import VariantScorer
 from genolong.tokenizers.factory import build_tokenizer, model_config_fields
@@ -63,8 +63,8 @@ print(json.dumps({"mode": mode, "window": window, "seconds": seconds, "peak_rss_
 
 
 def snvs(count: int, window: int) -> list:
+    from genolong.io.alleles import Variant
     from genolong.io.fasta import Fasta
-    from genolong.io.variants import Variant
 
     with Fasta(FASTA) as fasta:
         contig = next(iter(fasta.lengths))

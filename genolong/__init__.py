@@ -19,10 +19,11 @@ _EXPORTS = {
     # readers
     "Fasta": "genolong.io.fasta",
     "read_variants": "genolong.io.variants",
+    "Variant": "genolong.io.alleles",
     "Bam": "genolong.io.bam",
     "read_bed": "genolong.io.intervals",
-    "read_gff": "genolong.io.intervals",
-    "cds_transcripts": "genolong.io.intervals",
+    "read_gff": "genolong.io.gff",
+    "cds_transcripts": "genolong.io.gff",
     # tokenizers
     "NucleotideTokenizer": "genolong.tokenizers.nucleotide",
     "KmerTokenizer": "genolong.tokenizers.kmer",

@@ -37,6 +37,14 @@ def test_import_genolong_is_light():
     assert out.stdout.strip() == ""
 
 
+def test_every_public_name_resolves():
+    """Each lazily re-exported name of `genolong` exists in the module it is loaded from."""
+    import genolong
+
+    for name in genolong.__all__:
+        assert getattr(genolong, name) is not None, name
+
+
 def test_error_message_names_file_and_line_on_one_line():
     err = MalformedInputError("bad\nthing", path="x.fa", line=3, hint="fix it")
     assert str(err) == "x.fa:3: bad thing (fix it)"

@@ -15,13 +15,13 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from genolong.errors import InconsistentDataError, InputMissingError, MalformedInputError, UsageError
+from genolong.io.alleles import PLAIN_BASES, Fetch, SkippedAllele, Variant, allele_problem, normalize
 from genolong.io.htslib import HtslibLog
 from genolong.io.intervals import Reference, open_reference, open_text
 
@@ -31,113 +31,6 @@ RefPolicy = Literal["error", "skip", "warn"]
 SKIP_REASONS = ("missing_alt", "symbolic", "breakend", "spanning_deletion", "invalid_bases", "alt_equals_ref",
                 "unknown_contig", "out_of_bounds", "ref_mismatch")  # fmt: skip
 BATCH = 4096  # records pulled per stderr redirection
-_BASES = re.compile(r"^[ACGTN]+$")
-@dataclass(frozen=True, slots=True)
-class Variant:
-    """One ALT allele: ``ref`` at 0-based ``pos`` of ``contig`` becomes ``alt`` (VCF-style, indels keep one
-    anchor base). Equality is the genomic change only; the rest says where it came from."""
-
-    contig: str
-    pos: int
-    ref: str
-    alt: str
-    id: str | None = field(default=None, compare=False)
-    record: int = field(default=0, compare=False)  # 1-based record number in the file
-    line: int | None = field(default=None, compare=False)  # 1-based line of a text VCF
-    vcf_pos: int = field(default=0, compare=False)  # the record's POS, 1-based, as written
-    vcf_ref: str = field(default="", compare=False)
-    vcf_alt: str = field(default="", compare=False)
-    allele: int = field(default=1, compare=False)  # 1-based index among the record's ALTs
-
-    @property
-    def end(self) -> int:
-        return self.pos + len(self.ref)
-
-    @property
-    def kind(self) -> str:
-        """'SNV', 'MNV', 'insertion', 'deletion' or 'complex'."""
-        ref, alt = self.ref, self.alt
-        if len(ref) == len(alt):
-            return "SNV" if len(ref) == 1 else "MNV"
-        if len(ref) == 1 and (alt.startswith(ref) or alt.endswith(ref)):
-            return "insertion"
-        if len(alt) == 1 and (ref.startswith(alt) or ref.endswith(alt)):
-            return "deletion"
-        return "complex"
-
-    def apply(self, seq: str, offset: int = 0) -> str:
-        """``seq`` (which starts at 0-based ``offset`` of the contig) with this variant applied."""
-        start = self.pos - offset
-        found = seq[start : start + len(self.ref)] if start >= 0 else ""
-        if found.upper() != self.ref:
-            raise InconsistentDataError(f"{self} expects {self.ref!r} but the sequence has {found!r}")
-        return seq[:start] + self.alt + seq[start + len(self.ref) :]
-
-    def __str__(self) -> str:
-        return f"{self.contig}:{self.pos + 1}:{self.ref}>{self.alt}"
-
-
-@dataclass(frozen=True, slots=True)
-class SkippedAllele:
-    """An ALT allele the reader did not yield, as written in the file, with the reason."""
-
-    contig: str  # CHROM as written
-    pos: int  # POS, 1-based, as written
-    id: str | None
-    ref: str
-    alt: str  # "" when the record has no ALT
-    record: int  # 1-based record number in the file
-    allele: int  # 1-based index among the record's ALTs (1 when it has none)
-    reason: str
-
-
-Fetch = Callable[[int, int], str]  # (start, end) -> uppercase reference bases of one contig
-
-
-def normalize(pos: int, ref: str, alt: str, fetch: Fetch | None = None) -> tuple[int, str, str]:
-    """Trim (shared suffix, then prefix) and, with ``fetch(start, end)`` giving uppercase reference bases,
-    left-align an indel. Returns VCF-style (pos, ref, alt): an indel keeps one anchor base on its left (on its
-    right at the contig start). Without ``fetch`` alleles are only trimmed, down to one base each."""
-    ref, alt = ref.upper(), alt.upper()
-    if fetch is None:
-        while len(ref) > 1 and len(alt) > 1 and ref[-1] == alt[-1]:
-            ref, alt = ref[:-1], alt[:-1]
-        while len(ref) > 1 and len(alt) > 1 and ref[0] == alt[0]:
-            ref, alt, pos = ref[1:], alt[1:], pos + 1
-        return pos, ref, alt
-    n = min(len(ref), len(alt))
-    suffix = next((i for i in range(n) if ref[-1 - i] != alt[-1 - i]), n)
-    ref, alt = ref[: len(ref) - suffix], alt[: len(alt) - suffix]
-    n = min(len(ref), len(alt))
-    prefix = next((i for i in range(n) if ref[i] != alt[i]), n)
-    ref, alt, pos = ref[prefix:], alt[prefix:], pos + prefix
-    if ref and alt:
-        return pos, ref, alt
-    pos, moved = _shift_left(pos, ref or alt, fetch)
-    ref, alt = (moved, "") if ref else ("", moved)
-    if pos > 0:
-        base = fetch(pos - 1, pos)
-        return pos - 1, base + ref, base + alt
-    base = fetch(len(ref), len(ref) + 1)  # at the contig start VCF anchors on the right
-    return pos, ref + base, alt + base
-
-
-def _shift_left(pos: int, s: str, fetch: Fetch, chunk: int = 64) -> tuple[int, str]:
-    """Slide the inserted/deleted bases ``s`` at ``pos`` left while the base before equals the last one."""
-    m, left, k = len(s), "", 0  # left == reference[pos - len(left), pos)
-    while k < pos:
-        i = len(left) - 1 - k  # index in (left + s) of the reference base at pos-1-k
-        if i < 0:
-            grow = min(max(chunk, len(left)), pos - len(left))
-            left = fetch(pos - len(left) - grow, pos - len(left)) + left
-            continue
-        j = i + m
-        if left[i] != (left[j] if j < len(left) else s[j - len(left)]):
-            break
-        k += 1
-    return pos - k, (left[len(left) - k :] + s)[:m]
-
-
 @dataclass
 class VariantSummary:
     """Counts filled while iterating; ``balanced`` is the accounting invariant."""
@@ -318,7 +211,7 @@ class VariantReader:
         fetch = self._fetcher(contig) if self.left_align and not self._mismatch else None
         for index, alt in enumerate(alts, 1):
             s.alleles += 1
-            reason = _allele_problem(rec.ref.upper(), alt.upper())
+            reason = allele_problem(rec.ref.upper(), alt.upper())
             if reason is not None:
                 self._skip(number, index, rec, alt, reason)
                 continue
@@ -345,7 +238,7 @@ class VariantReader:
         length = self._lengths.get(contig)
         if rec.start < 0 or (length is not None and rec.start + len(rec.ref) > length):
             return contig, "out_of_bounds"
-        if not _BASES.match(rec.ref.upper()):
+        if not PLAIN_BASES.match(rec.ref.upper()):
             return contig, "invalid_bases"
         if self.reference is None:
             return contig, None
@@ -380,18 +273,6 @@ class VariantReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _allele_problem(ref: str, alt: str) -> str | None:
-    if alt == "*":
-        return "spanning_deletion"
-    if alt.startswith("<"):
-        return "symbolic"
-    if "[" in alt or "]" in alt or (len(alt) > 1 and (alt[0] == "." or alt[-1] == ".")):
-        return "breakend"
-    if not _BASES.match(alt):
-        return "invalid_bases"
-    return "alt_equals_ref" if alt == ref else None
 
 
 def read_variants(vcf: str | os.PathLike, fasta: Any = None, *, ref_policy: RefPolicy = "error",

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from genolong.io.alleles import Variant
 from genolong.io.gff import Transcript
-from genolong.io.variants import Variant
 
 EFFECTS = ("synonymous", "missense", "nonsense")
 _COMPLEMENT = str.maketrans("ACGT", "TGCA")

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from genolong.errors import UsageError
-from genolong.io.variants import Variant
+from genolong.io.alleles import Variant
 
 log = logging.getLogger(__name__)
 

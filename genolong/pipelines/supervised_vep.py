@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from genolong.errors import InconsistentDataError, UsageError
+from genolong.io.alleles import Variant
 from genolong.io.fasta import Fasta
-from genolong.io.variants import Variant
 from genolong.pipelines.variant_windows import variant_windows
 
 log = logging.getLogger(__name__)

@@ -36,8 +36,9 @@ import torch
 from tqdm.auto import tqdm
 
 from genolong.errors import UsageError
+from genolong.io.alleles import SkippedAllele, Variant
 from genolong.io.fasta import Fasta
-from genolong.io.variants import SkippedAllele, Variant, read_variants
+from genolong.io.variants import read_variants
 from genolong.pipelines.loading import load_model
 from genolong.pipelines.variant_methods import EXTRA_COLUMNS, METHODS, Scoring, score_strand
 from genolong.pipelines.variant_windows import WINDOW_MODES, VariantWindows, variant_windows

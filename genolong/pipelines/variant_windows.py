@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from genolong.errors import UsageError
-from genolong.io.variants import Variant
+from genolong.io.alleles import Variant
 from genolong.tokenizers.alphabet import reverse_complement
 
 WINDOW_MODES = ("centered", "upstream")

@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from genolong.errors import InconsistentDataError, InputMissingError, MalformedInputError, UsageError
+from genolong.io.alleles import Variant, normalize
 from genolong.io.htslib import parse_htslib_messages
-from genolong.io.variants import SKIP_REASONS, Variant, normalize, read_variants
+from genolong.io.variants import SKIP_REASONS, read_variants
 
 CONTIG = "MIIJ01000039.1"
 HEADER = "##fileformat=VCFv4.2\n##contig=<ID=c1,length=40>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from genolong.errors import UsageError
+from genolong.io.alleles import Variant
 from genolong.io.fasta import Fasta
-from genolong.io.variants import Variant
 from genolong.models import GenoLongForCausalLM, GenoLongForMaskedLM
 from genolong.pipelines.embed import embed_sequences
 from genolong.pipelines.generate import generate_sequences

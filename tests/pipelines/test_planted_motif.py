@@ -8,7 +8,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from genolong.io.variants import Variant
+from genolong.io.alleles import Variant
 from genolong.models import GenoLongForSequenceClassification
 from genolong.pipelines.variant_effect import VariantScorer
 from genolong.tokenizers.alphabet import reverse_complement

@@ -10,8 +10,8 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
+from genolong.io.alleles import Variant
 from genolong.io.fasta import Fasta
-from genolong.io.variants import Variant
 from genolong.models import GenoLongForCausalLM
 from genolong.pipelines.supervised_vep import SupervisedVEP, variant_features
 from genolong.tokenizers.factory import build_tokenizer, model_config_fields

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from genolong.io.variants import Variant
+from genolong.io.alleles import Variant
 from genolong.pipelines.variant_effect import COLUMNS, VariantScorer
 from genolong.tokenizers.alphabet import reverse_complement
 from tests.conftest import DATA, REPO, run_cli

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from genolong.io.alleles import Variant
 from genolong.io.fasta import Fasta
-from genolong.io.variants import Variant
 from genolong.models import GenoLongForCausalLM, GenoLongForMaskedLM, GenoLongForSequenceClassification
 from genolong.pipelines.variant_effect import VariantScorer
 from genolong.tokenizers.alphabet import reverse_complement

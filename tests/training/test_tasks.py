@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from genolong.data.task_datamodule import SequenceTaskDataModule
-from genolong.io.variants import Variant
+from genolong.io.alleles import Variant
 from genolong.models import GenoLongForCausalLM, get_preset
 from genolong.pipelines.loading import load_model
 from genolong.pipelines.variant_effect import VariantScorer
