@@ -2,6 +2,8 @@
 
     block(x) = x + mixer(norm(x)), then x + mlp(norm(x))      (pre-norm residual; no MLP when mlp_ratio = 0)
 
+In training, `config.dropout` zeroes a share of each mixer and MLP output before it joins the residual stream.
+
 With `config.bidirectional` the conv/recurrent mixers read the sequence both ways with the same weights
 (Caduceus-style: mixer(h) + reverse(mixer(reverse(h)))), where reverse flips the real part of each row;
 attention is built without its causal mask instead.
@@ -79,6 +81,7 @@ class GenoLongBlock(nn.Module):
         # Attention is bidirectional by dropping its mask; the others get a second, reversed pass.
         self.two_way = config.bidirectional and mixer_name != "attention"
         self.mlp_norm = RMSNorm(config.d_model, config.norm_eps) if config.mlp_ratio > 0 else None
+        self.dropout = nn.Dropout(config.dropout)
         self.mlp = None
         if config.mlp_ratio > 0:
             self.mlp = GatedMLP(config.d_model, int(config.mlp_ratio * config.d_model))
@@ -92,7 +95,7 @@ class GenoLongBlock(nn.Module):
             m = self.mixer(h) + reverse_rows(self.mixer(reverse_rows(h, rev)), rev)
         else:
             m = self.mixer(h, state=state, mask=mask)
-        x = x + m
+        x = x + self.dropout(m)
         if self.mlp is not None:
-            x = x + self.mlp(self.mlp_norm(x))
+            x = x + self.dropout(self.mlp(self.mlp_norm(x)))
         return x

@@ -96,6 +96,7 @@ class GenoLongConfig(PretrainedConfig):
     norm_eps: float = 1e-5  # RMSNorm epsilon
     max_position: int = 1024  # longest sequence (context length): Hyena filter length, RoPE range
     initializer_range: float = 0.02  # std of the normal init of linear and embedding weights
+    dropout: float = 0.0  # training only: on the embeddings and on each mixer / MLP output before its residual add
 
     # --- vocabulary (defaults: genolong's 10-token nucleotide tokenizer) ---
     vocab_size: int = 10  # number of token ids
@@ -179,6 +180,8 @@ class GenoLongConfig(PretrainedConfig):
         kinds = set(self.layer_mixers)
         if self.d_model < 1 or self.vocab_size < 1 or self.max_position < 1:
             raise bad("d_model, vocab_size and max_position must be positive")
+        if not 0.0 <= self.dropout < 1.0:
+            raise bad(f"dropout must be in [0, 1), got {self.dropout}")
         if self.rc_mode not in RC_MODES:
             raise bad(f"rc_mode must be one of {RC_MODES}, got {self.rc_mode!r}")
         if self.pooling not in POOLINGS:

@@ -69,6 +69,7 @@ class GenoLongModel(GenoLongPreTrainedModel):
     def __init__(self, config: GenoLongConfig):
         super().__init__(config)
         self.embed = nn.Embedding(config.vocab_size, config.d_model)
+        self.embed_dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(GenoLongBlock(config, name) for name in config.layer_mixers)
         self.norm = RMSNorm(config.d_model, config.norm_eps)
         # Recompute each block in backward; also switched by activation_checkpointing_enable().
@@ -94,6 +95,7 @@ class GenoLongModel(GenoLongPreTrainedModel):
     ) -> BaseModelOutputWithPast | tuple:
         """input_ids (B, L) or inputs_embeds (B, L, D); attention_mask (B, past + L): 1 token, 0 right pad."""
         x = self.embed(input_ids) if inputs_embeds is None else inputs_embeds  # (B, L, D)
+        x = self.embed_dropout(x)
         L = x.shape[1]
         past = past_key_values.get_seq_length() if past_key_values is not None else 0
         if past + L > self.config.max_position and self.config.position_limited:

@@ -66,6 +66,8 @@ def test_config_fields_defaults_and_round_trip(tmp_path):
         dict(complement_token_ids=[0, 1, 2]),
         dict(complement_token_ids=[0, 1, 2, 3, 4, 6, 7, 8, 5, 9]),  # a permutation, but not an involution
         dict(vocab_size=12, rc_mode="average"),  # no complement map for a foreign vocabulary
+        dict(dropout=1.0),
+        dict(dropout=-0.1),
     ],
 )
 def test_inconsistent_configs_are_refused(fields):

@@ -25,6 +25,21 @@ from tests.models.helpers import FAMILIES, random_dna, tiny_config
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
+def test_dropout_acts_in_training_only(family):
+    """Training-mode outputs vary from call to call; in eval mode the model equals the same weights without
+    dropout."""
+    torch.manual_seed(0)
+    model = GenoLongForCausalLM(tiny_config(FAMILIES[family], dropout=0.3))
+    plain = GenoLongForCausalLM(tiny_config(FAMILIES[family]))
+    plain.load_state_dict(model.state_dict())
+    ids = random_dna(2, 24)
+    with torch.no_grad():
+        first, second = model.train()(ids).logits, model(ids).logits
+        assert not torch.allclose(first, second)
+        assert torch.equal(model.eval()(ids).logits, plain.eval()(ids).logits)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
 def test_causal_lm_never_sees_the_future(family):
     torch.manual_seed(0)
     model = GenoLongForCausalLM(tiny_config(FAMILIES[family])).eval()
