@@ -7,7 +7,7 @@ CONSTRAINTS ?= constraints.txt
 PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.genolong-installed
 DEMO_OUT    ?= demo_out
-DEMO_STEPS  ?= 200
+DEMO_STEPS  ?= 400
 PYTEST_ARGS ?= -n 2
 
 .PHONY: install test demo lint bench clean

@@ -6,7 +6,7 @@
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
 OUT=${DEMO_OUT:-demo_out}
-STEPS=${DEMO_STEPS:-200}
+STEPS=${DEMO_STEPS:-400}
 mkdir -p "$OUT"
 gl() { "$PYTHON" -m genolong "$@"; }
 
