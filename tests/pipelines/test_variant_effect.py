@@ -17,8 +17,8 @@ FASTA = DATA / "ecoli_200k.fa"
 VCF = DATA / "ecoli_200k.variants.vcf.gz"
 CONTIG = "MIIJ01000039.1"
 WINDOW = 129  # odd: an SNV gets 64 bases on each side
-QUICK = [
-    "--model.init_args.model_overrides", '{"mixers": "hyena*2", "d_model": 32}',
+QUICK = [  # dropout, so that scoring outside eval mode would show
+    "--model.init_args.model_overrides", '{"mixers": "hyena*2", "d_model": 32, "dropout": 0.3}',
     "--trainer.max_steps", "3", "--data.init_args.tokens_per_step", "1024",
     "--data.init_args.val_regions", '["MIIJ01000039.1:199001-200000"]', "--trainer.enable_progress_bar", "false",
 ]  # fmt: skip
