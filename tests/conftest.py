@@ -17,12 +17,20 @@ if not torch.cuda.is_available():
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "data"
-SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED_DATA = REPO.parent / "shared" / "data"  # development genomes beside the checkout, not part of the package
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return DATA
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The development genomes in ../shared/data; tests that need them skip, saying so, where it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"needs the development genomes in {SHARED_DATA} (beside the checkout)")
+    return SHARED_DATA
 
 
 @pytest.fixture(scope="session")

@@ -292,10 +292,9 @@ def test_summary_counts(bam_path, all_reads, reference, cli, data_dir):
 # -- the bundled data is reproducible ------------------------------------------------------------------------
 
 
-def test_make_data_reproduces_the_bundled_vcf_and_bam(tmp_path, data_dir):
-    subprocess.run(
-        [sys.executable, str(data_dir / "make_data.py"), "--out", str(tmp_path)], check=True, timeout=120
-    )
+def test_make_data_reproduces_the_bundled_vcf_and_bam(tmp_path, data_dir, shared_data):
+    command = [sys.executable, str(data_dir / "make_data.py"), "--source", str(shared_data), "--out", str(tmp_path)]
+    subprocess.run(command, check=True, timeout=120)
     for name in ("ecoli_200k.variants.vcf.gz", "ecoli_200k.variants.vcf.gz.tbi", "ecoli_200k.reads.bam.bai"):
         assert (tmp_path / name).exists()
     vcf = "ecoli_200k.variants.vcf.gz"

@@ -14,16 +14,15 @@ from genolong.errors import InputMissingError, MalformedInputError
 from genolong.io.gff import cds_transcripts, read_gff, summarize_gff
 from genolong.io.intervals import Interval, merged_length, open_reference, read_bed, summarize_bed
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 CHLORO = "athaliana_chloroplast_NC_000932"
 
 
 @pytest.fixture(scope="module")
-def chloroplast(tmp_path_factory) -> tuple[Path, Path]:
+def chloroplast(tmp_path_factory, shared_data) -> tuple[Path, Path]:
     """(FASTA, GFF3) copied out of the read-only shared folder, so the .fai is written here."""
     out = tmp_path_factory.mktemp("chloroplast")
     for suffix in (".fa", ".cds.gff3"):
-        shutil.copy(SHARED / f"{CHLORO}{suffix}", out)
+        shutil.copy(shared_data / f"{CHLORO}{suffix}", out)
     return out / f"{CHLORO}.fa", out / f"{CHLORO}.cds.gff3"
 
 
