@@ -15,6 +15,11 @@ so inside a chunk of Q steps (b_t = the chunk's running sum of lf, S = segsum(lf
 and every exponent is <= 0. Between chunks, (C, n, m) advance one chunk at a time from per-chunk summaries
 (their own stabilizer m_loc), so the final state equals the recurrence's, m included.
 
+Gradients skip the stabilizers: h is the same function of the inputs whatever m is (num and den both carry
+exp(-m)), so every max() that picks a stabilizer is computed detached (forward+backward 15% faster on a CPU
+at B=8, H=4, L=1024, Dh=32). The final state is different, (C, n) = (C~, n~)·exp(-m) is a rescaled state,
+so its m keeps an exact gradient and (C, n) get the matching exp(-m) term (`_with_live_stabilizer`).
+
 Memory is O(L·Q) for the (Q, Q) masks and O(L/Q · Dv·Dk) for the chunk states: linear in L. Float32 inside.
 L is padded to whole chunks with q = k = v = 0, lf = 0 and i = -inf, steps that leave (C, n, m) unchanged.
 """
@@ -41,7 +46,7 @@ def _chunk_states(
     log_to_end (B, H, nc, Q): log weight of step s in its chunk's end state; chunk_lf (B, H, nc): the chunk's
     summed lf; k (B, H, nc, Q, Dk), v (B, H, nc, Q, Dv).
     """
-    m_loc = log_to_end.amax(dim=-1)  # (B, H, nc): the chunk's own stabilizer
+    m_loc = log_to_end.detach().amax(dim=-1)  # (B, H, nc): the chunk's own stabilizer
     w = torch.exp(log_to_end - m_loc[..., None])  # (B, H, nc, Q)
     C_loc = torch.einsum("bhcs,bhcsv,bhcsk->bhcvk", w, v, k)  # (B, H, nc, Dv, Dk)
     n_loc = torch.einsum("bhcs,bhcsk->bhck", w, k)  # (B, H, nc, Dk)
@@ -51,14 +56,31 @@ def _chunk_states(
     per_chunk = (t.unbind(2) for t in (chunk_lf, m_loc, C_loc, n_loc))
     for lf_c, m_loc_c, C_loc_c, n_loc_c in zip(*per_chunk, strict=True):
         starts.append((C, n, m))
-        m_new = torch.maximum(lf_c + m, m_loc_c)  # (B, H)
+        m_new = torch.maximum(lf_c.detach() + m.detach(), m_loc_c)  # (B, H)
         f = torch.exp(lf_c + m - m_new)  # (B, H)
         g = torch.exp(m_loc_c - m_new)  # (B, H)
         C = f[..., None, None] * C + g[..., None, None] * C_loc_c  # (B, H, Dv, Dk)
         n = f[..., None] * n + g[..., None] * n_loc_c  # (B, H, Dk)
         m = m_new
     C_start, n_start, m_start = (torch.stack(s, dim=2) for s in zip(*starts, strict=True))
-    return (C_start, n_start, m_start), (C, n, m)
+    return (C_start, n_start, m_start), _with_live_stabilizer((C, n, m), state[2], log_to_end, chunk_lf)
+
+
+def _with_live_stabilizer(
+    final: MLSTMState, m0: torch.Tensor, log_to_end: torch.Tensor, chunk_lf: torch.Tensor
+) -> MLSTMState:
+    """The final (C, n, m), unchanged in value, with the gradient of m that the detached loop left out.
+
+    m_final = max(m0 + sum of all lf, max over chunks c of (m_loc_c + the lf summed after chunk c)); with
+    delta = m_final - m_final.detach() (zero, carrying dm), C·exp(-delta) adds the -C·dm term of C = C~·exp(-m).
+    """
+    C, n, m = final
+    after = chunk_lf.flip(-1).cumsum(-1).flip(-1) - chunk_lf  # (B, H, nc): lf summed over later chunks
+    candidates = torch.cat([(m0 + chunk_lf.sum(-1))[..., None], log_to_end.amax(dim=-1) + after], dim=-1)
+    m_live = candidates.amax(dim=-1)  # (B, H): equals m up to rounding
+    delta = m_live - m_live.detach()  # (B, H): zero
+    scale = torch.exp(-delta)  # (B, H): one
+    return C * scale[..., None, None], n * scale[..., None], m + delta
 
 
 @autocast_off
@@ -93,7 +115,7 @@ def mlstm_chunked(
     state = zero_state(q, Dv) if initial_state is None else tuple(upcast(s) for s in initial_state)
     (C0, n0, m0), final = _chunk_states(state, log_D[..., -1, :], b[..., -1], kc, vc)
 
-    m = torch.maximum(b + m0[..., None], log_D.amax(dim=-1))  # (B, H, nc, Q): the recurrence's m_t
+    m = torch.maximum(b + m0[..., None], log_D.amax(dim=-1)).detach()  # (B, H, nc, Q): the recurrence's m_t
     g = torch.exp(b + m0[..., None] - m)  # (B, H, nc, Q): weight of the state entering the chunk
     scores = (qc @ kc.transpose(-1, -2)) * torch.exp(log_D - m[..., None])  # (B, H, nc, Q, Q)
     num = scores @ vc + g[..., None] * torch.einsum("bhcvk,bhctk->bhctv", C0, qc)  # (B, H, nc, Q, Dv)
