@@ -2,7 +2,8 @@
 
     x (B, L, D) --up_proj--> x_m, z                        (inner width E = expand * D each)
     x_c = silu(short_conv(x_m))
-    q, k = q_proj(x_c), k_proj(x_c);  v = v_proj(x_m)      (H heads of E / H channels)
+    q, k = q_proj(x_c), k_proj(x_c);  v = v_proj(x_m)      (H heads of E / H channels; dense, or
+                                                            block-diagonal as in xLSTM when qkv_block > 0)
     i_pre, f_pre = igate(q, k, v), fgate(q, k, v)           (one scalar per head and position)
     h = mlstm(q, k, v, i_pre, f_pre)                        (the stabilized recurrence of DESIGN §3)
     h = multihead_norm(h) + skip * x_c
@@ -35,6 +36,7 @@ class MLSTMLayer(nn.Module):
         expand: int = 2,
         conv_size: int = 4,
         chunk_size: int = 64,
+        qkv_block: int = 0,
         backend: str = "auto",
     ):
         super().__init__()
@@ -44,9 +46,7 @@ class MLSTMLayer(nn.Module):
         self.up_proj = nn.Linear(d_model, 2 * self.d_inner, bias=False)  # x_m and the output gate z
         self.conv_w = nn.Parameter(torch.empty(self.d_inner, conv_size))  # (E, W)
         self.conv_b = nn.Parameter(torch.empty(self.d_inner))  # (E,)
-        self.q_proj = nn.Linear(self.d_inner, self.d_inner, bias=False)
-        self.k_proj = nn.Linear(self.d_inner, self.d_inner, bias=False)
-        self.v_proj = nn.Linear(self.d_inner, self.d_inner, bias=False)
+        self.q_proj, self.k_proj, self.v_proj = (_projection(self.d_inner, qkv_block) for _ in range(3))
         self.igate = nn.Linear(3 * self.d_inner, n_heads)  # input gate pre-activation from (q, k, v)
         self.fgate = nn.Linear(3 * self.d_inner, n_heads)  # forget gate pre-activation from (q, k, v)
         self.norm = MultiHeadNorm(n_heads, self.head_dim)
@@ -123,3 +123,24 @@ class MLSTMLayer(nn.Module):
         denom = torch.maximum((n * q).sum(-1).abs(), torch.exp(-m_new))[:, :, None]  # (B, H, 1)
         h = (C @ q[:, :, :, None]).squeeze(-1) / denom  # (B, H, Dv)
         return h.to(dtype), (C, n, m_new)
+
+
+class BlockDiagonalLinear(nn.Module):
+    """y = x W with W block-diagonal (blocks of `block` x `block`, no bias): xLSTM's cheap q/k/v projection,
+    width / block times fewer weights and multiplies than a dense one. Maps (..., width) -> (..., width)."""
+
+    def __init__(self, width: int, block: int):
+        super().__init__()
+        self.block = block
+        self.weight = nn.Parameter(torch.empty(width // block, block, block))  # (n, in, out)
+        nn.init.uniform_(self.weight, -(block**-0.5), block**-0.5)  # as nn.Linear with fan_in = block
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, block, _ = self.weight.shape
+        y = torch.einsum("...ni,nio->...no", x.unflatten(-1, (n, block)), self.weight)  # (..., n, block)
+        return y.flatten(-2)  # (..., width)
+
+
+def _projection(width: int, block: int) -> nn.Module:
+    """The q/k/v projection: dense for block == 0, block-diagonal otherwise."""
+    return nn.Linear(width, width, bias=False) if block == 0 else BlockDiagonalLinear(width, block)

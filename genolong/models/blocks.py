@@ -65,6 +65,7 @@ def build_mixer(name: str, config: GenoLongConfig) -> nn.Module:
             expand=c.mlstm_expand,
             conv_size=c.mlstm_conv,
             chunk_size=c.mlstm_chunk_size,
+            qkv_block=c.mlstm_qkv_block,
             backend=c.backend,
         )
     raise UsageError(f"unknown mixer {name!r}", hint="mixers: hyena, mamba2, attention, mlstm")

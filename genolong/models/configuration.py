@@ -132,6 +132,7 @@ class GenoLongConfig(PretrainedConfig):
     mlstm_expand: int = 2  # up-projection factor of the mLSTM layer
     mlstm_conv: int = 4  # kernel of the short conv feeding q and k
     mlstm_chunk_size: int = 64  # chunk length of the torch mLSTM path (speed/memory only, never results)
+    mlstm_qkv_block: int = 0  # q/k/v projections block-diagonal with blocks this wide (xLSTM: 4); 0 = dense
 
     # --- behaviour ---
     bidirectional: bool = False  # masked-LM mode: conv/recurrent mixers also read reversed (same weights)
@@ -218,8 +219,12 @@ class GenoLongConfig(PretrainedConfig):
                 raise bad(
                     "d_model must divide by attn_n_heads (even head dim), and attn_n_heads by attn_n_kv_heads"
                 )
-        if "mlstm" in kinds and (self.mlstm_expand * self.d_model) % self.mlstm_n_heads:
-            raise bad("mlstm_expand * d_model must divide by mlstm_n_heads")
+        if "mlstm" in kinds:
+            inner = self.mlstm_expand * self.d_model
+            if inner % self.mlstm_n_heads:
+                raise bad("mlstm_expand * d_model must divide by mlstm_n_heads")
+            if self.mlstm_qkv_block < 0 or (self.mlstm_qkv_block and inner % self.mlstm_qkv_block):
+                raise bad("mlstm_qkv_block must be 0 (dense) or a positive divisor of mlstm_expand * d_model")
         for name in ("hyena_short_conv", "mamba2_conv", "mlstm_conv"):
             if not 1 <= getattr(self, name) <= 8:
                 raise bad(f"{name} must be in 1..8 (short_conv kernels)")

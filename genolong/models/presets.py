@@ -7,8 +7,8 @@ large-1m: d=256, 8 layers; all order 2, filter MLP width 64, 5 positional featur
 for BOS/EOS). Two deliberate differences: the block MLP is SwiGLU with the parameter count of HyenaDNA's
 4x GELU MLP (ratio 8/3), and the vocabulary is genolong's 10 tokens instead of 12. The HybriDNA-like and
 DNA-xLSTM-like entries are shapes in the spirit of those papers (mostly Mamba2 with interleaved attention;
-a pure mLSTM stack of the DNA-xLSTM size class, with full q/k/v projections where xLSTM uses block-diagonal
-ones), not reproductions of released weights.
+a pure mLSTM stack of the DNA-xLSTM size class, with xLSTM's block-diagonal q/k/v projections of 4 x 4
+blocks), not reproductions of released weights.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         mlp_ratio=0.0,
         mlstm_n_heads=4,
         mlstm_expand=2,
+        mlstm_qkv_block=4,
     ),
     # --- tiny CPU variants (tests, demos, smoke runs) ---
     "tiny-hyena": dict(mixers="hyena*2", d_model=64, max_position=1024, mlp_ratio=2.0, hyena_filter_dim=32),

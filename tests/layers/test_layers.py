@@ -17,6 +17,7 @@ from genolong.layers import (
     RMSNorm,
 )
 from genolong.layers.attention import apply_rope, rope_angles
+from genolong.layers.mlstm import BlockDiagonalLinear
 
 D = 32
 
@@ -29,10 +30,12 @@ def make(kind: str) -> torch.nn.Module:
         return Mamba2Mixer(D, d_state=8, n_heads=4, n_groups=2, chunk_size=8)
     if kind == "mlstm":
         return MLSTMLayer(D, n_heads=2, chunk_size=8)
+    if kind == "mlstm-qkv-blocks":
+        return MLSTMLayer(D, n_heads=2, chunk_size=8, qkv_block=4)
     return Attention(D, n_heads=4, n_kv_heads=2)
 
 
-CAUSAL = ["hyena", "mamba2", "mlstm", "attention"]
+CAUSAL = ["hyena", "mamba2", "mlstm", "mlstm-qkv-blocks", "attention"]
 
 
 @pytest.mark.parametrize("kind", CAUSAL)
@@ -69,6 +72,18 @@ def test_mamba2_and_mlstm_states_have_constant_size():
         assert {
             k: [t.shape for t in v] if isinstance(v, tuple) else v.shape for k, v in state.items()
         } == shapes
+
+
+def test_block_diagonal_projection_is_a_dense_one_with_off_block_weights_zero():
+    torch.manual_seed(0)
+    proj = BlockDiagonalLinear(24, 4)
+    x = torch.randn(2, 5, 24)
+    dense = torch.block_diag(*proj.weight.detach())  # (24, 24): the 6 blocks (in, out) on the diagonal
+    assert torch.allclose(proj(x), x @ dense, atol=1e-6)
+    assert sum(p.numel() for p in proj.parameters()) == 6 * 4 * 4
+    dense_layer, block_layer = MLSTMLayer(D, n_heads=2), MLSTMLayer(D, n_heads=2, qkv_block=4)
+    n_dense, n_block = (sum(p.numel() for p in m.parameters()) for m in (dense_layer, block_layer))
+    assert n_dense - n_block == 3 * (64 * 64 - 16 * 4 * 4)  # q, k, v at inner width 2 * D
 
 
 def test_bidirectional_attention_sees_both_sides_and_ignores_padding():

@@ -68,6 +68,8 @@ def test_config_fields_defaults_and_round_trip(tmp_path):
         dict(vocab_size=12, rc_mode="average"),  # no complement map for a foreign vocabulary
         dict(dropout=1.0),
         dict(dropout=-0.1),
+        dict(mixers="mlstm", d_model=32, mlstm_qkv_block=5),  # 64 inner channels
+        dict(mixers="mlstm", mlstm_qkv_block=-4),
     ],
 )
 def test_inconsistent_configs_are_refused(fields):
@@ -86,6 +88,7 @@ def test_presets():
     one_m = get_preset("hyenadna-1m")
     assert (one_m.d_model, one_m.n_layers, one_m.max_position) == (256, 8, 1_000_002)
     assert get_preset("tiny-hybrid", bidirectional=True).bidirectional
+    assert get_preset("dna-xlstm-like").mlstm_qkv_block == 4  # xLSTM's block-diagonal q/k/v
     with pytest.raises(UsageError, match="unknown model preset"):
         get_preset("hyenadna-huge")
 
