@@ -28,6 +28,8 @@ class Variant:
     vcf_ref: str = field(default="", compare=False)
     vcf_alt: str = field(default="", compare=False)
     allele: int = field(default=1, compare=False)  # 1-based index among the record's ALTs
+    vcf_contig: str = field(default="", compare=False)  # CHROM as written (differs from contig with aliases)
+    ref_mismatch: bool = field(default=False, compare=False)  # REF disagrees with the reference, kept on purpose
 
     @property
     def end(self) -> int:
@@ -46,10 +48,11 @@ class Variant:
         return "complex"
 
     def apply(self, seq: str, offset: int = 0) -> str:
-        """``seq`` (which starts at 0-based ``offset`` of the contig) with this variant applied."""
+        """``seq`` (which starts at 0-based ``offset`` of the contig) with this variant applied: its REF bases
+        replaced by ALT. They must equal REF unless the variant was kept despite a mismatch (``ref_mismatch``)."""
         start = self.pos - offset
         found = seq[start : start + len(self.ref)] if start >= 0 else ""
-        if found.upper() != self.ref:
+        if len(found) != len(self.ref) or (found.upper() != self.ref and not self.ref_mismatch):
             raise InconsistentDataError(f"{self} expects {self.ref!r} but the sequence has {found!r}")
         return seq[:start] + self.alt + seq[start + len(self.ref) :]
 

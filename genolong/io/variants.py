@@ -79,6 +79,9 @@ class VariantReader:
         self.aliases, self.left_align, self.on_skip = aliases, left_align, on_skip
         if not os.path.exists(self.path):
             raise InputMissingError("no such variant file", path=self.path)
+        if not os.path.isfile(self.path) and not os.path.isdir(self.path):
+            raise UsageError("not a regular file (a pipe?): variant files are read more than once", path=self.path,
+                             hint="save the stream to a file first")  # fmt: skip
         self.reference: Reference | None = open_reference(fasta)
         self._owns_reference = self.reference is not None and self.reference is not fasta  # opened from a path
         self.summary = VariantSummary()
@@ -216,7 +219,8 @@ class VariantReader:
                 self._skip(number, index, rec, alt, reason)
                 continue
             pos, ref, alt_n = normalize(rec.start, rec.ref, alt, fetch)
-            variant = Variant(contig, pos, ref, alt_n, rec.id, number, line, rec.pos, rec.ref, alt, index)
+            variant = Variant(contig, pos, ref, alt_n, rec.id, number, line, rec.pos, rec.ref, alt, index,
+                              rec.chrom, self._mismatch)  # fmt: skip
             s.yielded += 1
             s.kinds[variant.kind] += 1
             s.contigs[rec.chrom]["variants"] += 1

@@ -99,15 +99,16 @@ def labelled_variants(vcf: str | os.PathLike, fasta: Fasta, label_field: str, *,
     label: a Flag (present = 1), or 0/1 / true/false. Records without the field are an error naming the line."""
     import pysam
 
+    from genolong.io.htslib import HtslibLog
     from genolong.io.variants import read_variants
 
-    with pysam.VariantFile(os.fspath(vcf)) as source:
+    reader = read_variants(vcf, fasta, ref_policy=ref_policy, aliases=aliases)  # validates the whole file first
+    variants = list(reader)
+    with HtslibLog(), pysam.VariantFile(os.fspath(vcf)) as source:
         if label_field not in source.header.info:
             raise InconsistentDataError(f"the VCF header declares no INFO field {label_field!r}", path=vcf)
         flag = source.header.info[label_field].type == "Flag"
         raw = [(label_field in rec.info) if flag else rec.info.get(label_field) for rec in source]
-    reader = read_variants(vcf, fasta, ref_policy=ref_policy, aliases=aliases)
-    variants = list(reader)
     labels = np.array([_label(raw[v.record - 1], vcf, v, label_field) for v in variants], dtype=np.int64)
     return variants, labels, reader.summary.as_dict()
 

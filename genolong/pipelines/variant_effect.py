@@ -35,12 +35,12 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from genolong.errors import UsageError
+from genolong.errors import NonFiniteError, UsageError
 from genolong.io.alleles import SkippedAllele, Variant
 from genolong.io.fasta import Fasta
 from genolong.io.variants import read_variants
 from genolong.pipelines.loading import load_model
-from genolong.pipelines.variant_methods import EXTRA_COLUMNS, METHODS, Scoring, score_strand
+from genolong.pipelines.variant_methods import EXTRA_COLUMNS, METHODS, Scoring, has_predicted_tokens, score_strand
 from genolong.pipelines.variant_windows import WINDOW_MODES, VariantWindows, variant_windows
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,8 @@ COLUMNS = ("contig", "pos", "id", "ref", "alt", "record", "allele", "variant", "
            "score_forward", "score_reverse", "window_start", "window_end")  # fmt: skip
 _DESCRIBED = COLUMNS.index("status")  # the columns before it describe the input allele
 TOO_LONG, UNSUPPORTED = "too_long_for_window", "unsupported_by_method"
+AMBIGUOUS, NO_CONTEXT = "ambiguous_bases", "no_context"
+SCORER_SKIPS = (TOO_LONG, UNSUPPORTED, AMBIGUOUS, NO_CONTEXT)  # skip reasons decided here, not by the reader
 _KIND_METHOD = {"GenoLongForCausalLM": "llr", "GenoLongForMaskedLM": "masked_marginal",
                 "GenoLongForSequenceClassification": "supervised"}  # fmt: skip
 
@@ -122,16 +124,21 @@ class VariantScorer:
         for i, item in enumerate(items):
             if isinstance(item, SkippedAllele):
                 status.append(item.reason)
+            elif "N" in (item.ref + item.alt).upper():  # an unknown base: nothing to compare
+                status.append(AMBIGUOUS)
             elif self.method == "masked_marginal" and len(item.ref) != len(item.alt):
                 status.append(UNSUPPORTED)
             elif (found := variant_windows(item, self.fasta, self.window, self.window_mode)) is None:
                 status.append(TOO_LONG)
+            elif not self._informative_strands(found).any():
+                status.append(NO_CONTEXT)
             else:
                 windows[i] = found
                 status.append("scored")
         table = pd.DataFrame(np.nan, index=range(len(items)), columns=self.columns[_DESCRIBED + 1 :])
         if windows:
-            table.iloc[list(windows), :] = self._score_windows(list(windows.values()), progress)
+            scored = [items[i] for i in windows]
+            table.iloc[list(windows), :] = self._score_windows(list(windows.values()), scored, progress)
         described = pd.DataFrame([_describe(item) for item in items], columns=list(COLUMNS[:_DESCRIBED]))
         table.insert(0, "status", status)
         return pd.concat([described, table], axis=1).astype({"window_start": "Int64", "window_end": "Int64"})
@@ -153,10 +160,14 @@ class VariantScorer:
             if items:
                 yield self._chunk(items, counts, bar)
         summary = reader.summary.as_dict()
-        summary["skipped"] |= {TOO_LONG: counts[TOO_LONG], UNSUPPORTED: counts[UNSUPPORTED]}
+        summary["skipped"] |= {reason: counts[reason] for reason in SCORER_SKIPS}
         summary["scored"] = counts["scored"]
         summary["method"], summary["window"], summary["window_mode"] = self.method, self.window, self.window_mode
         self.summary = summary
+        unknown = summary["skipped"]["unknown_contig"]
+        if unknown and not aliases:
+            log.warning("%d alleles are on contigs the FASTA does not have; if the names differ only as chr1/1 or "
+                        "chrM/MT, match them with aliases (--aliases)", unknown)  # fmt: skip
         if counts[TOO_LONG]:
             log.warning("%d alleles longer than half the window (%d bases) were not scored", counts[TOO_LONG],
                         self.window)  # fmt: skip
@@ -172,8 +183,16 @@ class VariantScorer:
         bar.update(len(items))
         return table
 
-    def _score_windows(self, windows: list[VariantWindows], progress: bool) -> np.ndarray:
-        """(n, 5 + extra): score, score_forward, score_reverse, window_start, window_end, extra columns."""
+    def _informative_strands(self, windows: VariantWindows) -> np.ndarray:
+        """(2,) bool: which strands (forward, reverse) the method gets a score from. A causal LM predicts no
+        token of a strand whose windows start with the allele and hold nothing after it (upstream windows at
+        a contig end, or a window of one base): its score would be 0, not a measurement."""
+        strands = (windows.forward, windows.reverse if self.rc_average else None)
+        return np.array([p is not None and (self.method != "llr" or has_predicted_tokens(p)) for p in strands])
+
+    def _score_windows(self, windows: list[VariantWindows], variants: list[Variant], progress: bool) -> np.ndarray:
+        """(n, 5 + extra): score, score_forward, score_reverse, window_start, window_end, extra columns.
+        ``score`` is the mean of the strands that were scored (both, unless one has no context)."""
         strands = 2 if self.rc_average else 1
         bar = tqdm(total=len(windows) * strands, desc=f"{self.method} scores", unit="variant",
                    disable=not progress or len(windows) <= 8)  # fmt: skip
@@ -181,7 +200,11 @@ class VariantScorer:
         reverse = score_strand(self.method, self.run, [w.reverse for w in windows], bar.update) if strands == 2 \
             else np.full_like(forward, np.nan)  # fmt: skip
         bar.close()
-        both = (forward + reverse) / 2 if strands == 2 else forward  # (n, K)
+        informative = np.array([self._informative_strands(w) for w in windows]).reshape(-1, 2)  # (n, 2)
+        strand_scores = np.where(informative[..., None], np.stack([forward, reverse], axis=1), 0.0)  # (n, 2, K)
+        both = strand_scores.sum(1) / informative.sum(1, keepdims=True)  # (n, K): mean of the scored strands
+        forward[~informative[:, 0]], reverse[~informative[:, 1]] = np.nan, np.nan
+        _require_finite(both, variants)
         column = self.target if self.method == "supervised" else 0  # the column that is the score
         extra = both if self.method == "supervised" and both.shape[1] > 1 else both[:, 1:]
         bounds = np.array([[w.start, w.end] for w in windows], dtype=np.float64).reshape(-1, 2)
@@ -198,13 +221,24 @@ class VariantScorer:
         self.close()
 
 
+def _require_finite(scores: np.ndarray, variants: list[Variant]) -> None:
+    """A NaN or infinite score is a broken model or input, never a result: NonFiniteError (exit 7)."""
+    bad = ~np.isfinite(scores).all(axis=1)  # scores (n, K)
+    if bad.any():
+        first = variants[int(np.argmax(bad))]
+        raise NonFiniteError(f"{int(bad.sum())} of {len(variants)} scores are not finite, the first of "
+                             f"{first} (record {first.record})",
+                             hint="check the model (NaN weights?) and its dtype")  # fmt: skip
+
+
 def _describe(item: Variant | SkippedAllele) -> tuple:
     """(contig, pos, id, ref, alt, record, allele, variant, kind): the input allele, as the VCF wrote it."""
     where = (item.record, item.allele)
     if isinstance(item, SkippedAllele):
-        return item.contig, item.pos, item.id, item.ref, item.alt, *where, "", ""
+        return item.contig, item.pos, item.id, item.ref, item.alt or ".", *where, "", ""
     if item.vcf_ref:
-        return item.contig, item.vcf_pos, item.id, item.vcf_ref, item.vcf_alt, *where, str(item), item.kind
+        contig = item.vcf_contig or item.contig
+        return contig, item.vcf_pos, item.id, item.vcf_ref, item.vcf_alt, *where, str(item), item.kind
     return item.contig, item.pos + 1, item.id, item.ref, item.alt, *where, str(item), item.kind
 
 

@@ -82,6 +82,12 @@ def _chunks(indices: list[int], pairs: list[StrandPair], size: int) -> list[list
     return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
 
+def has_predicted_tokens(pair: StrandPair) -> bool:
+    """Whether llr predicts any token of ``pair`` from the first differing one on (the first token of a window
+    is never predicted)."""
+    return max(len(pair.ref), len(pair.alt)) > max(pair.shared, 1)
+
+
 def _llr(run: Scoring, pairs: list[StrandPair]) -> np.ndarray:
     shared = pairs[0].shared
     if run.reuse_prefix and shared > 0:

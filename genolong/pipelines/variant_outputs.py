@@ -7,7 +7,8 @@ interrupted run never leaves a partial file under the final name.
 The annotated VCF (``.vcf``, ``.vcf.gz``, ``.bcf``) is the input, record for record, with INFO fields declared
 in its header (``Number=A``: one value per ALT allele, ``.`` for an allele that was not scored):
 ``GL_SCORE``, ``GL_SCORE_FWD``, ``GL_SCORE_REV`` (floats) and ``GL_STATUS`` (``scored`` or the skip reason).
-A record with no ALT is copied unchanged.
+A record with no ALT is copied unchanged. Contigs and fields the input used without declaring them are declared;
+annotations of an earlier genolong run are replaced, not duplicated.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from genolong.io.htslib import HtslibLog
 SUFFIXES = (".tsv", ".tsv.gz", ".parquet", ".vcf", ".vcf.gz", ".bcf")
 VCF_FIELDS = {"score": "GL_SCORE", "score_forward": "GL_SCORE_FWD", "score_reverse": "GL_SCORE_REV"}
 _TEXT = ("contig", "id", "ref", "alt", "variant", "kind", "status")
+RUN_LINE = "genolong_variant_scores"  # the header line naming the method and windows of a run
 
 
 def output_format(path: str | os.PathLike) -> str:
@@ -46,7 +48,7 @@ def write_variant_scores(scorer: Any, vcf: str | os.PathLike, output: str | os.P
     temporary = Path(f"{output}.partial{suffix}")
     try:
         if suffix in (".tsv", ".tsv.gz"):
-            _write_tsv(chunks, temporary, suffix == ".tsv.gz")
+            _write_tsv(chunks, temporary, suffix == ".tsv.gz", scorer.columns)
         elif suffix == ".parquet":
             _write_parquet(chunks, temporary, scorer.columns)
         else:
@@ -63,15 +65,19 @@ def write_table(table: pd.DataFrame, output: str | os.PathLike) -> None:
     if suffix == ".parquet":
         _write_parquet([table], Path(output), list(table.columns))
     elif suffix in (".tsv", ".tsv.gz"):
-        _write_tsv([table], Path(output), suffix == ".tsv.gz")
+        _write_tsv([table], Path(output), suffix == ".tsv.gz", list(table.columns))
     else:
         raise UsageError("a table without its VCF is written as .tsv, .tsv.gz or .parquet", path=output)
 
 
-def _write_tsv(chunks: Iterable[pd.DataFrame], path: Path, compress: bool) -> None:
+def _write_tsv(chunks: Iterable[pd.DataFrame], path: Path, compress: bool, columns: list[str]) -> None:
     with gzip.open(path, "wt") if compress else open(path, "w") as fh:
-        for i, table in enumerate(chunks):
-            table.to_csv(fh, sep="\t", index=False, header=i == 0, na_rep="", float_format="%.8g")
+        first = True
+        for table in chunks:
+            table.to_csv(fh, sep="\t", index=False, header=first, na_rep="", float_format="%.8g")
+            first = False
+        if first:  # no alleles at all: the header still says what the columns are
+            fh.write("\t".join(columns) + "\n")
 
 
 def _write_parquet(chunks: Iterable[pd.DataFrame], path: Path, columns: list[str]) -> None:
@@ -88,29 +94,82 @@ def _write_parquet(chunks: Iterable[pd.DataFrame], path: Path, columns: list[str
 def _write_vcf(chunks: Iterator[pd.DataFrame], vcf: str | os.PathLike, path: Path, suffix: str, scorer: Any) -> None:
     import pysam
 
-    with HtslibLog():  # the reader reported this file's htslib warnings already
-        source = pysam.VariantFile(os.fspath(vcf))
-        header = source.header.copy()
-        what = f"genolong {scorer.method} variant score"
-        for column, key in VCF_FIELDS.items():
-            strand = {"score": "mean of both strands", "score_forward": "forward strand",
-                      "score_reverse": "reverse strand"}[column]  # fmt: skip
-            header.add_line(f'##INFO=<ID={key},Number=A,Type=Float,Description="{what}, {strand}">')
-        header.add_line('##INFO=<ID=GL_STATUS,Number=A,Type=String,Description="genolong: scored, or why not">')
-        header.add_line(f"##genolong_variant_scores=<method={scorer.method},window={scorer.window},"
-                        f"window_mode={scorer.window_mode},rc_average={scorer.rc_average}>")  # fmt: skip
-        mode = {".vcf": "w", ".vcf.gz": "wz", ".bcf": "wb"}[suffix]
-        with source, pysam.VariantFile(os.fspath(path), mode, header=header) as sink:
+    header, completed = _annotated_header(vcf, scorer)
+    repaired = Path(f"{path}.input.vcf.gz")
+    if completed is not None:  # records parsed against an incomplete header cannot be written (htslib exits)
+        _copy_with_header(vcf, completed, repaired)
+    mode = {".vcf": "w", ".vcf.gz": "wz", ".bcf": "wb"}[suffix]
+    try:
+        with HtslibLog():  # the reader reported this file's htslib warnings already
+            source = pysam.VariantFile(os.fspath(repaired if completed is not None else vcf))
+            sink = pysam.VariantFile(os.fspath(path), mode, header=header)
+        with source, sink:
             records = enumerate(source, 1)
-            for table in chunks:
+            for table in chunks:  # scoring runs here, outside the stderr capture (progress bar, log)
                 by_record = {n: rows for n, rows in table.groupby("record", sort=False)}
-                for number, record in records:
-                    record.translate(header)
-                    if record.alts:
-                        _annotate(record, by_record[number])
-                    sink.write(record)
-                    if number == table["record"].iloc[-1]:
-                        break
+                with HtslibLog():
+                    for number, record in records:
+                        record.translate(header)
+                        if record.alts:
+                            _annotate(record, by_record[number])
+                        else:
+                            _clear_annotations(record)
+                        sink.write(record)
+                        if number == table["record"].iloc[-1]:
+                            break
+    finally:
+        repaired.unlink(missing_ok=True)
+
+
+def _annotated_header(vcf: str | os.PathLike, scorer: Any) -> tuple[Any, str | None]:
+    """(the output header: the input's, completed, with this run's GL_* fields; the completed input header as
+    text when the input's own was missing declarations, else None).
+
+    A first pass reads every record: htslib declares the contigs, INFO and FORMAT fields a header forgot as it
+    meets them. Annotations of an earlier genolong run are replaced.
+    """
+    import pysam
+
+    with HtslibLog(), pysam.VariantFile(os.fspath(vcf)) as source:
+        declared = str(source.header)
+        for _ in source:
+            pass
+        header = source.header.copy()
+    completed = str(header) if str(header) != declared else None
+    for key in (*VCF_FIELDS.values(), "GL_STATUS"):
+        if key in header.info:
+            header.info.remove_header(key)
+    for record in [r for r in header.records if r.key == RUN_LINE]:
+        record.remove()
+    what = f"genolong {scorer.method} variant score"
+    for column, key in VCF_FIELDS.items():
+        strand = {"score": "mean of the scored strands", "score_forward": "forward strand",
+                  "score_reverse": "reverse strand"}[column]  # fmt: skip
+        header.add_line(f'##INFO=<ID={key},Number=A,Type=Float,Description="{what}, {strand}">')
+    header.add_line('##INFO=<ID=GL_STATUS,Number=A,Type=String,Description="genolong: scored, or why not">')
+    header.add_line(f"##{RUN_LINE}=<method={scorer.method},window={scorer.window},"
+                    f"window_mode={scorer.window_mode},rc_average={scorer.rc_average}>")  # fmt: skip
+    return header, completed
+
+
+def _copy_with_header(vcf: str | os.PathLike, header: str, path: Path) -> None:
+    """The text VCF ``vcf`` with ``header`` instead of its own, bgzipped to ``path``."""
+    import pysam
+
+    from genolong.io.intervals import open_text
+
+    with open_text(vcf) as lines, pysam.BGZFile(os.fspath(path), "wb") as out:
+        out.write(header.encode())
+        for line in lines:
+            if not line.startswith("#"):
+                out.write(line.encode())
+
+
+def _clear_annotations(record: Any) -> None:
+    """Drop GL_* values an earlier run left on a record that gets none now (no ALT)."""
+    for key in (*VCF_FIELDS.values(), "GL_STATUS"):
+        if key in record.info:
+            del record.info[key]
 
 
 def _annotate(record: Any, rows: pd.DataFrame) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import os
 from pathlib import Path
 
 import pysam
@@ -114,6 +115,13 @@ def test_ref_policy_warn_logs_and_yields(vcf, ecoli_fasta, caplog):
         got = by_id(reader)
     assert len(got["ref_mismatch"]) == 1 and reader.summary.ref_mismatch_warned == 1
     assert "does not match the reference" in caplog.text and reader.summary.balanced
+
+
+def test_a_pipe_is_refused_before_it_is_read(tmp_path):
+    fifo = tmp_path / "calls.vcf"
+    os.mkfifo(fifo)
+    with pytest.raises(UsageError, match="not a regular file"):
+        read_variants(fifo)
 
 
 def test_without_reference_alleles_are_trimmed_only(vcf):

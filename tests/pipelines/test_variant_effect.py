@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 
 import numpy as np
 import pytest
 import torch
 
+from genolong.errors import NonFiniteError
 from genolong.io.alleles import Variant
 from genolong.pipelines.variant_effect import COLUMNS, VariantScorer
 from genolong.tokenizers.alphabet import reverse_complement
@@ -169,6 +171,38 @@ def test_no_rc_average_scores_the_forward_strand_only(scorer):
         base = fwd.fasta.fetch(CONTIG, 5000, 5001).upper()
         table = fwd.score([Variant(CONTIG, 5000, base, "A" if base != "A" else "G")], progress=False)
     assert np.isnan(table["score_reverse"]).all() and (table["score"] == table["score_forward"]).all()
+
+
+def test_unknown_bases_and_strands_without_context_are_never_scored_as_zero(scorer):
+    length = scorer.fasta.lengths[CONTIG]
+    base = scorer.fasta.fetch(CONTIG, 5000, 5001).upper()
+    n_alleles = scorer.score([Variant(CONTIG, 5000, base, "N"), Variant(CONTIG, 5000, base, base + "NNN")],
+                             progress=False)  # fmt: skip
+    assert n_alleles["status"].tolist() == ["ambiguous_bases"] * 2 and n_alleles["score"].isna().all()
+
+    def snv(pos: int) -> Variant:
+        ref = scorer.fasta.fetch(CONTIG, pos, pos + 1).upper()
+        return Variant(CONTIG, pos, ref, "A" if ref != "A" else "C")
+
+    with VariantScorer(scorer.model, scorer.tokenizer, scorer.fasta, window=WINDOW, window_mode="upstream") as up:
+        ends = up.score([snv(0), snv(length - 1)], progress=False)
+    # at the contig start nothing precedes the allele on the forward strand; at the end, on the reverse one
+    assert ends["status"].tolist() == ["scored"] * 2
+    assert np.isnan(ends["score_forward"][0]) and ends["score"][0] == ends["score_reverse"][0] != 0
+    assert np.isnan(ends["score_reverse"][1]) and ends["score"][1] == ends["score_forward"][1] != 0
+    with VariantScorer(scorer.model, scorer.tokenizer, scorer.fasta, window=2) as one_base:
+        assert one_base.score([snv(5000)], progress=False)["status"].tolist() == ["no_context"]
+
+
+def test_scores_that_are_not_finite_stop_the_run(scorer):
+    broken = copy.deepcopy(scorer.model)
+    with torch.no_grad():
+        next(broken.parameters()).fill_(float("nan"))
+    base = scorer.fasta.fetch(CONTIG, 5000, 5001).upper()
+    with VariantScorer(broken, scorer.tokenizer, scorer.fasta, window=WINDOW) as nan_scorer:
+        with pytest.raises(NonFiniteError, match=f"{CONTIG}:5001") as caught:
+            nan_scorer.score([Variant(CONTIG, 5000, base, "A" if base != "A" else "G")], progress=False)
+    assert caught.value.exit_code == 7
 
 
 def test_cli_exit_codes_and_tsv(model_dir, tmp_path):

@@ -105,11 +105,13 @@ def test_cli_reference_mismatch_policy_and_contig_aliases(model_dir, tmp_path):
     plain = run_cli(*common, "--vcf", aliased, "--output", tmp_path / "a.tsv", cwd=REPO)
     assert plain.returncode == 0, plain.stderr[-2000:]
     assert pd.read_csv(tmp_path / "a.tsv", sep="\t")["status"].tolist() == ["unknown_contig"] * 2
+    assert "--aliases" in plain.stderr
     matched = run_cli(*common, "--vcf", aliased, "--output", tmp_path / "b.tsv", "--aliases", cwd=REPO)
     assert matched.returncode == 0, matched.stderr[-2000:]
     rows = pd.read_csv(tmp_path / "b.tsv", sep="\t")
     assert rows["status"].tolist() == ["scored"] * 2 and rows["kind"].tolist() == ["SNV", "deletion"]
-    assert rows["contig"].tolist() == [CONTIG] * 2 and np.isfinite(rows["score"]).all()
+    assert rows["contig"].tolist() == [f"chr{CONTIG}"] * 2 and np.isfinite(rows["score"]).all()  # as in the VCF
+    assert all(v.startswith(f"{CONTIG}:") for v in rows["variant"])  # the FASTA's name
 
 
 def test_cli_annotated_vcf_and_bad_outputs(model_dir, tmp_path):
@@ -124,3 +126,45 @@ def test_cli_annotated_vcf_and_bad_outputs(model_dir, tmp_path):
         assert "upstream" in str(vcf.header)
         statuses = [s for record in vcf if record.alts for s in record.info["GL_STATUS"]]
     assert statuses.count("scored") == 10 and "breakend" in statuses
+
+
+def test_cli_vcf_output_declares_what_the_input_did_not_and_rescoring_replaces(model_dir, tmp_path):
+    ref = pysam.FastaFile(str(FASTA)).fetch(CONTIG, 999, 1001).upper()
+    bare = tmp_path / "bare.vcf"  # no ##contig line, an undeclared INFO field: htslib would abort writing it
+    bare.write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+                    f"{CONTIG}\t1000\ta\t{ref[0]}\t{'A' if ref[0] != 'A' else 'C'}\t.\tPASS\tXX=1\n"
+                    f"{CONTIG}\t1001\tb\t{ref[1]}\t{'A' if ref[1] != 'A' else 'C'}\t.\tPASS\t.\n")  # fmt: skip
+    common = ["score-variants", "--model", model_dir, "--fasta", FASTA, "--window", "41"]
+    first = run_cli(*common, "--vcf", bare, "--output", tmp_path / "once.vcf.gz", cwd=REPO)
+    assert first.returncode == 0, first.stderr[-2000:]
+    again = run_cli(*common, "--vcf", tmp_path / "once.vcf.gz", "--output", tmp_path / "twice.vcf.gz", cwd=REPO)
+    assert again.returncode == 0, again.stderr[-2000:]
+    for name in ("once.vcf.gz", "twice.vcf.gz"):
+        with pysam.VariantFile(str(tmp_path / name)) as vcf:
+            header = str(vcf.header)
+            records = list(vcf)
+        assert [r.info["GL_STATUS"] for r in records] == [("scored",), ("scored",)] and records[0].info["XX"]
+        assert header.count("##genolong_variant_scores") == 1 and header.count("ID=GL_SCORE,") == 1
+        assert f"##contig=<ID={CONTIG}>" in header
+
+
+def test_cli_refuses_bad_outputs_and_inputs_before_work(model_dir, tmp_path):
+    common = ["score-variants", "--model", model_dir, "--fasta", FASTA, "--window", "41"]
+    (tmp_path / "folder.tsv").mkdir()
+    folder = run_cli(*common, "--vcf", VCF, "--output", tmp_path / "folder.tsv", cwd=REPO)
+    assert folder.returncode == 2 and "folder" in folder.stderr and "Traceback" not in folder.stderr
+    empty = tmp_path / "empty.vcf"
+    _vcf(empty, [])
+    ok = run_cli(*common, "--vcf", empty, "--output", tmp_path / "empty.tsv", cwd=REPO)
+    assert ok.returncode == 0 and (tmp_path / "empty.tsv").read_text().startswith("contig\tpos\tid\tref\talt")
+    warned = run_cli(*common, "--vcf", VCF, "--output", tmp_path / "w.tsv", "--ref_policy", "warn", cwd=REPO)
+    assert warned.returncode == 0, warned.stderr[-2000:]
+    rows = pd.read_csv(tmp_path / "w.tsv", sep="\t")
+    assert "ref_mismatch" not in set(rows["status"]) and "ref_mismatch_warned: 1" in warned.stderr
+    vep = ["fit-vep", "--model", model_dir, "--fasta", FASTA, "--label_field", "X", "--output_dir", tmp_path / "v"]
+    missing = run_cli(*vep, "--vcf", tmp_path / "nope.vcf", cwd=REPO)
+    assert missing.returncode == 3 and "nope.vcf" in missing.stderr and "Traceback" not in missing.stderr
+    plain_gzip = tmp_path / "plain.vcf.gz"
+    plain_gzip.write_bytes(gzip.compress(empty.read_bytes()))
+    gzipped = run_cli(*vep, "--vcf", plain_gzip, cwd=REPO)
+    assert gzipped.returncode == 4 and "bgzip" in gzipped.stderr and not (tmp_path / "v").exists()
