@@ -123,6 +123,8 @@ def _shift_left(pos: int, s: str, fetch: Fetch, chunk: int = 64) -> tuple[int, s
 
 def allele_problem(ref: str, alt: str) -> str | None:
     """Why an ALT allele cannot be scored as a sequence change (a skip reason), or None if it can."""
+    if alt == ".":  # one missing allele in a list such as A,.
+        return "missing_alt"
     if alt == "*":
         return "spanning_deletion"
     if alt.startswith("<"):

@@ -3,8 +3,10 @@
 Coordinates are 0-based, half-open: ``fa.fetch("chr1", 0, 10)`` is the first ten bases. Sequences come back
 as ``str`` with their case exactly as in the file (soft-masking is a tokenizer policy). Reads go through
 htslib (``pysam.FastaFile``) over a ``.fai`` index (and ``.gzi`` for bgzip), which genolong builds, after
-validating every line, when it is missing or stale (:mod:`genolong.io.fasta_index`). Compression is told by
-magic bytes:
+validating every line, when it is missing or stale (:mod:`genolong.io.fasta_index`). An index is stale when it
+is older than the file or, whatever its date, does not fit it: the file's size and the header line before a
+sample of record offsets are checked on every open (through the ``.gzi`` for bgzip), at the cost of a few
+reads. Index files get the mode the umask gives new files. Compression is told by magic bytes:
 
 - plain and bgzip files are read in place; the index goes beside the file or, when that folder is not
   writable (or has no write bits, even for root), into the cache folder: ``$GENOLONG_CACHE_DIR``, else
@@ -37,6 +39,7 @@ from genolong.io.fasta_index import (
     Scanner,
     atomic_path,
     detect_compression,
+    index_mismatch,
     iter_chunks,
     read_fai,
     scan_file,
@@ -88,6 +91,16 @@ def cache_dir() -> str:
 def _cache_slot(path: str) -> str:
     key = hashlib.sha1(os.path.realpath(path).encode()).hexdigest()[:16]
     return os.path.join(cache_dir(), "fasta", key)
+
+
+def require_file(path: str) -> None:
+    """InputMissingError (exit 3) unless ``path`` is a regular file, saying what it is instead."""
+    if os.path.isdir(path):
+        raise InputMissingError("is a directory, not a FASTA file", path=path, hint="pass the FASTA file in it")
+    if not os.path.exists(path):
+        raise InputMissingError("no such file", path=path)
+    if not os.path.isfile(path):
+        raise InputMissingError("not a regular file", path=path)
 
 
 def ensure_index(path: str) -> IndexedFile:
@@ -146,26 +159,11 @@ def load_fresh(fasta: str, fai: str, gzi: str | None) -> tuple[FaiRecord, ...] |
     except (OSError, ValueError):
         log.info("index %s is unreadable; rebuilding it", fai)
         return None
-    if not records or (gzi is None and not _agrees(fasta, records)):
-        log.info("index %s does not match %s; rebuilding it", fai, fasta)
+    why = index_mismatch(fasta, records, gzi) if records else "it lists no records"
+    if why is not None:
+        log.warning("index %s does not match %s: %s; rebuilding it", fai, fasta, why)
         return None
     return records
-
-
-def _agrees(fasta: str, records: tuple[FaiRecord, ...]) -> bool:
-    """A cheap check of a plain file against its index: it starts with '>', the first record follows a line
-    ending, and only whitespace follows the last record's bases."""
-    first, last = records[0], records[-1]
-    size, end = os.path.getsize(fasta), last.data_end()
-    if not 0 < first.offset <= size or end > size or size - end > 4096:
-        return False
-    with open(fasta, "rb") as fh:
-        head = fh.read(1)
-        fh.seek(first.offset - 1)
-        before = fh.read(1)
-        fh.seek(end)
-        tail = fh.read()
-    return head == b">" and before == b"\n" and not tail.strip()
 
 
 def _write_gzi(path: str, records: tuple[FaiRecord, ...], gzi: str) -> None:
@@ -220,8 +218,7 @@ class Fasta:
     def __init__(self, path: str | os.PathLike, *, aliases: bool = False):
         self.path = os.fspath(path)
         self.aliases = aliases
-        if not os.path.isfile(self.path):
-            raise InputMissingError("no such file", path=self.path)
+        require_file(self.path)
         try:
             index = ensure_index(self.path)
         except PermissionError as error:
@@ -360,8 +357,7 @@ def summarize_fasta(path: str | os.PathLike) -> dict[str, Any]:
     soft_masked_fraction, and contigs: per record, name, length and the same three fractions.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise InputMissingError("no such file", path=path)
+    require_file(path)
     scan = scan_file(path, compression := detect_compression(path), count=True)
     pairs = zip(scan.records, scan.counts, strict=True)
     contigs = [{"name": r.name, "length": r.length, **_fractions(r.length, *c)} for r, c in pairs]

@@ -9,15 +9,20 @@ non-blank line is a ``>`` header (a leading ``@`` means FASTQ); names (header te
 are non-empty and unique; within a record every line but the last has the width of the first, and blank lines
 may only end a record; sequence bytes are IUPAC letters of either case (protein-only letters are reported as
 protein); line endings are LF throughout or CRLF throughout (htslib reads CRLF correctly; CR-only and mixed
-endings are rejected); at least one record. Records with no sequence are kept, with length 0.
+endings are rejected); at least one record. Records with no sequence are kept, with length 0. A bgzip file
+must end with the BGZF end-of-file block (without it, it was cut short).
+
+:func:`index_mismatch` checks an existing ``.fai`` (and ``.gzi``) against its file without rescanning it.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import gzip
 import logging
 import os
+import struct
 import tempfile
 import zlib
 from collections.abc import Iterator
@@ -32,7 +37,7 @@ from genolong.tokenizers.alphabet import IS_IUPAC, IS_PROTEIN_ONLY, IS_SOFT_MASK
 log = logging.getLogger(__name__)
 
 CHUNK = 8 << 20  # bytes read per step; a block is this plus the rest of its last line
-NL, CR, GT = 10, 13, ord(">")
+NL, CR, GT, SPACE, TAB = 10, 13, ord(">"), ord(" "), ord("\t")
 _OTHER_MAGIC = {b"BZh": "bzip2", b"\xfd7zXZ": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
 _GAP, _RNA = "alignment gaps are not bases", "RNA: write U as T"
 _HINTS = {"-": _GAP, ".": _GAP, "U": _RNA, "u": _RNA, " ": "a space in a sequence line", "\t": "a tab"}
@@ -40,6 +45,9 @@ _GC = np.zeros(256, bool)
 _GC[list(b"GCSgcs")] = True  # S is G or C
 _N = np.zeros(256, bool)
 _N[list(b"Nn")] = True
+BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")  # SAM spec, 4.1.2
+UTF8_BOM = b"\xef\xbb\xbf"
+BGZF_BLOCK = 1 << 16  # the most bytes a BGZF block holds, compressed or not
 
 
 @dataclass(frozen=True)
@@ -70,7 +78,20 @@ def detect_compression(path: str) -> str:
     if head[:2] != b"\x1f\x8b":
         return "plain"
     # BGZF: a gzip member with FEXTRA whose extra subfield is 'BC' (SAM specification, section 4.1)
-    return "bgzip" if len(head) >= 14 and head[3] & 4 and head[12:14] == b"BC" else "gzip"
+    if len(head) >= 14 and head[3] & 4 and head[12:14] == b"BC":
+        _require_bgzf_eof(path)
+        return "bgzip"
+    return "gzip"
+
+
+def _require_bgzf_eof(path: str) -> None:
+    """bgzip ends every file with an empty block; a file cut at a block boundary lacks it (gzip does not care)."""
+    with open(path, "rb") as fh:
+        fh.seek(max(0, os.fstat(fh.fileno()).st_size - len(BGZF_EOF)))
+        tail = fh.read()
+    if tail != BGZF_EOF:
+        hint = "recompress it with bgzip, or copy or download it again"
+        raise MalformedInputError("looks truncated: no BGZF end-of-file block", path=path, hint=hint)
 
 
 def iter_chunks(path: str, compression: str) -> Iterator[bytes]:
@@ -158,7 +179,7 @@ class Scanner:
         if self._cur is None:
             self._check_preamble(a, starts, lens, hdr[0] if hdr.size else ends.size)
         width = self._widths(hdr, lens, is_hdr)
-        shorts = self._check_ragged(lens, is_hdr, is_seq, width[rid])
+        shorts = self._check_ragged(a, starts, lens, is_hdr, is_seq, width[rid])
         if not self._only_headers_break_the_alphabet(block, starts, ends, hdr):
             self._check_letters(a, ends, starts, is_seq, rid, hdr)
         nrec = hdr.size + 1
@@ -195,6 +216,9 @@ class Scanner:
             line = self._lineno + i + 1
             if a[starts[i]] == ord("@") and self._lineno + i == 0:
                 self._fail("FASTQ, not FASTA (the file starts with '@')", line, "convert with: seqtk seq -a")
+            if a[starts[i] : starts[i] + 3].tobytes() == UTF8_BOM and self._lineno + i == 0:
+                hint = "remove it, e.g. with: sed -i '1s/^\\xEF\\xBB\\xBF//'"
+                self._fail("the file starts with a UTF-8 byte-order mark, not '>'", line, hint)
             self._fail("text before the first '>' header", line, "a FASTA file starts with a '>name' line")
 
     def _widths(self, hdr: np.ndarray, lens: np.ndarray, is_hdr: np.ndarray) -> np.ndarray:
@@ -208,7 +232,7 @@ class Scanner:
         width[1:][ok] = lens[nxt[ok]]
         return width
 
-    def _check_ragged(self, lens, is_hdr, is_seq, w) -> np.ndarray:
+    def _check_ragged(self, a, starts, lens, is_hdr, is_seq, w) -> np.ndarray:
         """Check line widths; return (nlines,) bool, the lines narrower than their record's width."""
         idx = np.arange(lens.size)
         short = is_seq & (lens < w)
@@ -223,6 +247,7 @@ class Scanner:
         if not bad.size:
             return short
         i = int(bad[0])
+        self._check_trailing_space(a, starts, lens, is_seq, i)
         line = self._lineno + i + 1
         j = int(prev_short[i])
         if j == -1:
@@ -236,6 +261,16 @@ class Scanner:
         self._fail(
             f"ragged lines: {j_len} bases, fewer than the record's {w[i]}, but not the last line", j_line
         )
+
+    def _check_trailing_space(self, a, starts, lens, is_seq, upto: int) -> None:
+        """Report whitespace ending a sequence line (up to line ``upto`` of the block) as such: it would
+        otherwise read as ragged lines or as a bad letter. Called only on the way to another error."""
+        filled = np.flatnonzero(is_seq[: upto + 1] & (lens[: upto + 1] > 0))
+        last = a[starts[filled] + lens[filled] - 1]
+        spaced = filled[(last == SPACE) | (last == TAB)]
+        if spaced.size:
+            line, hint = self._lineno + int(spaced[0]) + 1, "strip it, e.g. with: sed 's/[[:space:]]*$//'"
+            self._fail("trailing whitespace after the bases of a sequence line", line, hint)
 
     def _only_headers_break_the_alphabet(self, block: bytes, starts, ends, hdr) -> bool:
         """A fast pre-check (``bytes.translate`` runs at about 1 GB/s, the table lookup at a third of that):
@@ -255,6 +290,7 @@ class Scanner:
         if not keep.any():
             return
         p, i = int(bad[keep][0]), int(lines[keep][0])
+        self._check_trailing_space(a, starts, ends - starts - (self._eol - 1), is_seq, i)
         char, col, k = chr(a[p]), p - int(starts[i]) + 1, int(rid[i])
         name = self._cur.name if k == 0 else self._header_name(a, starts[hdr[k - 1]], ends[hdr[k - 1]])
         line = self._lineno + i + 1
@@ -346,6 +382,165 @@ def read_fai(path: str) -> list[FaiRecord]:
     return [FaiRecord(n, int(a), int(b), int(c), int(d)) for n, a, b, c, d in rows]
 
 
+
+def read_gzi(path: str) -> list[tuple[int, int]]:
+    """Parse a ``.gzi``: (compressed, uncompressed) offsets of each BGZF block but the first; ValueError if
+    its size disagrees with its count."""
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    if len(raw) < 8 or len(raw) != 8 + 16 * struct.unpack_from("<Q", raw)[0]:
+        raise ValueError(f"{path}: not a .gzi file")
+    flat = struct.unpack_from(f"<{(len(raw) - 8) // 8}Q", raw, 8)
+    return list(zip(flat[::2], flat[1::2], strict=True))
+
+
+# ---- checking an existing index against its file -----------------------------------------------------------
+
+HEADER_REACH = 1 << 16  # how far before a record's first base its header line is looked for
+TAIL_REACH = 4096  # how many line-ending bytes may follow the last record's bases
+SAMPLED = 64  # records whose header line is checked, at most (the first and last among them)
+
+
+class _Stale(Exception):
+    """The index does not describe the file; the message says why."""
+
+
+def index_mismatch(path: str, records: tuple[FaiRecord, ...], gzi: str | None = None) -> str | None:
+    """Why ``records`` (and the ``gzi`` of a bgzip ``path``) do not describe ``path``, or None when they do.
+
+    Cheap: it reads the header line before a sample of record offsets and the end of the file, so a stale
+    index whose file was replaced, reordered, cut or grown is caught without a rescan."""
+    try:
+        with open(path, "rb") as fh:
+            view = _BgzfView(fh, gzi) if gzi is not None else _PlainView(fh)
+            sample = _sample(records)  # the first and the last among them
+            for record in sample:
+                _check_numbers(record)
+            _check_tail(view, records[-1])
+            for record in sample:
+                _check_header(view, record)
+    except _Stale as why:
+        return str(why)
+    except (OSError, ValueError, EOFError, zlib.error) as error:
+        return f"{gzi or path} does not match it ({error})"
+    return None
+
+
+def _sample(records: tuple[FaiRecord, ...]) -> list[FaiRecord]:
+    if len(records) <= SAMPLED:
+        return list(records)
+    step = (len(records) - 1) / (SAMPLED - 1)
+    return [records[round(i * step)] for i in range(SAMPLED)]
+
+
+def _check_numbers(r: FaiRecord) -> None:
+    """Numbers a scan can write: a first base after a header, and lines of 1 or 2 bytes more than their bases."""
+    if r.offset < 2 or r.length < 0 or (r.length and not 0 < r.linebases < r.linebytes <= r.linebases + 2):
+        raise _Stale(f"record {r.name!r} has impossible numbers ({r.length}, {r.offset}, {r.linebases}, {r.linebytes})")
+
+
+def _check_header(view: _PlainView | _BgzfView, record: FaiRecord) -> None:
+    """The line before the record's first base must be its header, ``>name`` then whitespace or nothing."""
+    if record.offset > view.size + 2 or (record.offset > view.size and record.length):  # +2: '>name' no EOL
+        raise _Stale(f"record {record.name!r} starts at byte {record.offset}, past the end of the file")
+    line = _line_before(view, record)
+    if line[:1] != b">" or _name_of(line) != record.name:
+        shown = line[:60].decode("utf-8", "replace")
+        raise _Stale(f"the line before record {record.name!r} is {shown!r}, not its header")
+
+
+def _line_before(view: _PlainView | _BgzfView, record: FaiRecord) -> bytes:
+    """The line that ends just before the record's first base, without its line ending."""
+    offset = record.offset
+    end = min(offset, view.size)
+    for reach in (1024, HEADER_REACH):  # most header lines are short
+        start = max(0, end - reach)
+        text = view.read(start, end - start)
+        if offset <= view.size and not text.endswith(b"\n"):
+            raise _Stale(f"record {record.name!r} does not start at the beginning of a line (byte {offset})")
+        body = text.removesuffix(b"\n")
+        cut = body.rfind(b"\n") + 1
+        if cut or start == 0:
+            return body[cut:].removesuffix(b"\r")
+    raise _Stale(f"no header line within {HEADER_REACH} bytes before record {record.name!r}")
+
+
+def _name_of(header: bytes) -> str:
+    """As the scan (and htslib) names a record: the header text after '>' up to the first whitespace."""
+    raw = header[1:]
+    return "" if not raw or raw[:1].isspace() else raw.split(None, 1)[0].decode("utf-8", "replace")
+
+
+def _check_tail(view: _PlainView | _BgzfView, last: FaiRecord) -> None:
+    """After the last record's bases (or its header) only line endings may follow, at most TAIL_REACH bytes."""
+    if last.length:
+        full, rest = divmod(last.length - 1, last.linebases)
+        end = last.offset + full * last.linebytes + rest + 1  # just past the last base
+    else:
+        end = min(last.offset, view.size)
+    if not end <= view.size <= end + TAIL_REACH:
+        raise _Stale(f"the file holds {view.size} bytes but the index ends record {last.name!r} at byte {end}")
+    last_base = view.read(end - 1, 1) if last.length else b"A"
+    if not last_base.isalpha() or view.read(end, view.size - end).strip(b"\r\n"):
+        raise _Stale(f"the file does not end where the index ends record {last.name!r} (byte {end})")
+
+
+class _PlainView:
+    """The bytes of an uncompressed file, read by position."""
+
+    def __init__(self, fh):
+        self._fd = fh.fileno()
+        self.size = os.fstat(self._fd).st_size
+
+    def read(self, pos: int, n: int) -> bytes:
+        return os.pread(self._fd, n, pos)
+
+
+class _BgzfView:
+    """The uncompressed bytes of a bgzip file, read by position through its ``.gzi`` (BGZF block starts).
+
+    Building it checks the ``.gzi`` against the file: its last block must be the file's last data block."""
+
+    def __init__(self, fh, gzi: str):
+        self._fd, self._gzi = fh.fileno(), gzi
+        self._blocks = [(0, 0), *read_gzi(gzi)]  # (compressed, uncompressed) offset of each block
+        self._starts = [u for _, u in self._blocks]
+        packed = os.fstat(self._fd).st_size - len(BGZF_EOF)
+        last_c, last_u = self._blocks[-1]
+        if not packed - BGZF_BLOCK <= last_c < packed:
+            size = packed + len(BGZF_EOF)
+            raise _Stale(f"{gzi} does not match it: its last block starts at byte {last_c} of {size}")
+        self.size = last_u + len(self._inflate(last_c, None))
+
+    def read(self, pos: int, n: int) -> bytes:
+        i = bisect.bisect_right(self._starts, pos) - 1
+        c, u = self._blocks[i]
+        if pos - u >= BGZF_BLOCK:
+            raise _Stale(f"{self._gzi} does not match it: no block starts within 64 KiB before byte {pos}")
+        return self._inflate(c, pos + n - u)[pos - u :]
+
+    def _inflate(self, c: int, need: int | None) -> bytes:
+        """Decompress whole blocks from compressed offset ``c`` until ``need`` bytes (None: the end)."""
+        out, pending = bytearray(), b""
+        while need is None or len(out) < need:
+            member = zlib.decompressobj(31)  # one gzip member, i.e. one BGZF block
+            pending = pending or self._pread(c)
+            if not pending:
+                break
+            while True:
+                out += member.decompress(pending)
+                c += len(pending) - len(member.unused_data)
+                pending = member.unused_data
+                if member.eof:
+                    break
+                if not (pending := self._pread(c)):
+                    raise EOFError("a BGZF block is cut short")
+        return bytes(out[:need] if need is not None else out)
+
+    def _pread(self, c: int) -> bytes:
+        return os.pread(self._fd, 2 * BGZF_BLOCK, c)
+
+
 @contextmanager
 def temp_beside(dest: str) -> Iterator[str]:
     """A fresh temporary path in ``dest``'s folder, removed when the block ends if it is still there."""
@@ -361,7 +556,20 @@ def temp_beside(dest: str) -> Iterator[str]:
 
 @contextmanager
 def atomic_path(dest: str) -> Iterator[str]:
-    """A temporary path beside ``dest``, moved onto ``dest`` (``os.replace``) when the block succeeds."""
+    """A temporary path beside ``dest``, moved onto ``dest`` (``os.replace``) when the block succeeds, with the
+    mode a new file gets under the umask (``mkstemp`` makes it 0600, which would hide a shared index)."""
     with temp_beside(dest) as tmp:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, dest)
+
+
+def _umask() -> int:
+    """The process umask: from /proc on Linux, else by setting it and setting it back (racy with threads)."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -114,6 +114,9 @@ class VariantReader:
             return MalformedInputError("compressed with gzip, not bgzip", path=self.path,
                                        hint="recompress it: zcat FILE | bgzip > FILE.vcf.gz")  # fmt: skip
         detail = "; ".join(t for lv, t in messages if lv == "E")
+        if "EOF marker" in (detail or str(error)):
+            return MalformedInputError("looks truncated: no BGZF end-of-file block", path=self.path,
+                                       hint="recompress it with bgzip, or copy or download it again")  # fmt: skip
         if "No sample line" in detail:
             return MalformedInputError("bad VCF header: no '#CHROM POS ID REF ALT ...' line", path=self.path)
         with open_text(self.path) as handle:

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from genolong.errors import InconsistentDataError, InputMissingError, MalformedInputError
 from genolong.io.fasta import Fasta, Window, summarize_fasta
-from genolong.io.fasta_index import Scanner
+from genolong.io.fasta_index import BGZF_EOF, Scanner
 
 SETTINGS = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -242,6 +242,9 @@ BAD_FILES = {
     "fastq": (b"@read1\nACGT\n+\nIIII\n", 1, "FASTQ"),
     "protein": (b">p1\nMKVLAAGEST\n", 2, "protein"),
     "text_first": (b"hello\n>a\nAC\n", 1, "text before the first '>'"),
+    "trailing_space": (b">a\nACGTA  \nACGTA\nAC\n", 2, "trailing whitespace after the bases"),
+    "trailing_tabs": (b">a\nACGTA\nACGTA\t\nACGTA\t\nAC\n", 3, "trailing whitespace after the bases"),
+    "byte_order_mark": (b"\xef\xbb\xbf>a\nACGT\n", 1, "starts with a UTF-8 byte-order mark"),
 }
 
 
@@ -327,6 +330,43 @@ def test_missing_file(tmp_path, cli):
     assert result.returncode == 3 and "Traceback" not in result.stderr
 
 
+def test_directory_is_named_as_such(tmp_path, run_main):
+    folder = tmp_path / "ref.fa"
+    folder.mkdir()
+    for call in (Fasta, summarize_fasta):
+        with pytest.raises(InputMissingError, match=r"ref.fa: is a directory, not a FASTA file") as info:
+            call(folder)
+        assert info.value.exit_code == 3
+    code, _, err = run_main("inspect", folder)
+    assert code == 3 and "is a directory" in err and "no such file" not in err
+
+
+def _bgzf_blocks(raw: bytes) -> list[int]:
+    """The offset of each BGZF block in ``raw`` (BSIZE, the block size less one, is at bytes 16-17)."""
+    offsets, at = [], 0
+    while at < len(raw):
+        offsets.append(at)
+        at += int.from_bytes(raw[at + 16 : at + 18], "little") + 1
+    return offsets
+
+
+def test_bgzip_cut_at_a_block_boundary_is_rejected(tmp_path, run_main):
+    rng = random.Random(3)
+    plain = write_fasta(tmp_path / "p.fa", {"a": "".join(rng.choices("ACGT", k=200_000))})
+    raw = bgzip(plain, tmp_path / "whole.fa.gz").read_bytes()
+    blocks = _bgzf_blocks(raw)
+    assert len(blocks) > 3 and raw.endswith(BGZF_EOF)
+    cut = tmp_path / "cut.fa.gz"
+    cut.write_bytes(raw[: blocks[2]])  # two whole blocks, as an interrupted bgzip leaves them
+    for call in (Fasta, summarize_fasta):
+        with pytest.raises(MalformedInputError, match=r"cut.fa.gz: looks truncated: no BGZF end-of-file") as info:
+            call(cut)
+        assert info.value.exit_code == 4
+    code, out, err = run_main("inspect", cut)
+    assert code == 4 and out == "" and "no BGZF end-of-file block" in err
+    assert summarize_fasta(tmp_path / "whole.fa.gz")["total_length"] == 200_000
+
+
 # ---- the index life cycle ----------------------------------------------------------------------------------
 
 
@@ -346,6 +386,130 @@ def test_stale_index_is_rebuilt(tmp_path):
     with Fasta(path) as fa:
         assert fa.fetch("a", 0, 20) == "T" * 20
     assert fai.read_text() == "a\t200\t20\t7\t8\n" and fai.stat().st_mtime_ns >= path.stat().st_mtime_ns
+
+
+def _rebuilds(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "rebuilding" in r.getMessage()]
+
+
+def _older_than(path: Path, other: Path) -> None:
+    """Date ``path`` a second before ``other``, so that only the content can tell that ``other`` is stale."""
+    when = other.stat().st_mtime_ns - 10**9
+    os.utime(path, ns=(when, when))
+
+
+ONE, TWO = "".join(random.Random(4).choices("ACGT", k=3000)), "".join(random.Random(5).choices("ACGT", k=3000))
+REWRITES = {  # the FASTA written after the index was built from {"1": ONE, "2": TWO}
+    "swapped": ({"2": TWO, "1": ONE}, 60),
+    "grown": ({"1": ONE, "2": TWO + "ACGT"}, 60),
+    "cut": ({"1": ONE, "2": TWO[:-7]}, 60),
+    "rewrapped": ({"1": ONE, "2": TWO}, 70),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REWRITES))
+def test_index_newer_than_a_changed_fasta_is_rebuilt(tmp_path, caplog, case):
+    path = write_fasta(tmp_path / "order.fa", {"1": ONE, "2": TWO})
+    fai = Path(f"{path}.fai")
+    Fasta(path).close()
+    records, width = REWRITES[case]
+    write_fasta(path, records, width=width)
+    _older_than(path, fai)
+    with caplog.at_level(logging.INFO, logger="genolong.io.fasta"), Fasta(path) as fa:
+        assert dict(fa.lengths) == {k: len(v) for k, v in records.items()}
+        assert fa.fetch("1") == records["1"] and fa.fetch("2") == records["2"]
+    (message,) = _rebuilds(caplog)
+    assert f"index {fai} does not match {path}: " in message
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="genolong.io.fasta"), Fasta(path) as fa:  # the rebuilt one holds
+        assert fa.fetch("1", 0, 10) == records["1"][:10] and not _rebuilds(caplog)
+
+
+@pytest.mark.parametrize("line", ["a\t120\t3\t0\t0", "a\t120\t-9\t10\t11", "a\t120\t3\t10\t30"])
+def test_index_with_impossible_numbers_is_rebuilt(tmp_path, line):
+    path = write_fasta(tmp_path / "n.fa", {"a": "ACGT" * 30}, width=10)
+    fai = Path(f"{path}.fai")
+    fai.write_text(line + "\n")
+    _older_than(path, fai)
+    with Fasta(path) as fa:
+        assert fa.fetch("a", 100, 120) == "ACGT" * 5
+    assert fai.read_text() == "a\t120\t20\t10\t11\n"
+
+
+def test_many_records_index_of_renamed_records_is_rebuilt(tmp_path, caplog):
+    records = {f"r{i}": "ACGT" * (i % 7 + 1) for i in range(300)}
+    path = write_fasta(tmp_path / "many.fa", records, width=10)
+    Fasta(path).close()
+    renamed = {f"s{i}": seq for i, seq in enumerate(records.values())}  # same bytes per record, new names
+    write_fasta(path, renamed, width=10)
+    _older_than(path, Path(f"{path}.fai"))
+    with caplog.at_level(logging.INFO, logger="genolong.io.fasta"), Fasta(path) as fa:
+        assert fa.names == tuple(renamed) and fa.fetch("s299") == renamed["s299"]
+    assert "not its header" in _rebuilds(caplog)[0]
+
+
+def test_bgzip_index_of_another_file_is_rebuilt(tmp_path, caplog):
+    rng = random.Random(6)
+    first = {"1": "".join(rng.choices("ACGT", k=150_000)), "2": "".join(rng.choices("ACGT", k=90_000))}
+    second = {"1": "".join(rng.choices("ACGT", k=40_000)), "2": "".join(rng.choices("ACGT", k=230_000))}
+    path = bgzip(write_fasta(tmp_path / "a.fa", first), tmp_path / "st.fa.gz")
+    fai, gzi = Path(f"{path}.fai"), Path(f"{path}.gzi")
+    Fasta(path).close()
+    bgzip(write_fasta(tmp_path / "b.fa", second, width=70), path)
+    _older_than(path, fai)
+    _older_than(path, gzi)
+    with caplog.at_level(logging.INFO, logger="genolong.io.fasta"), Fasta(path) as fa:
+        assert dict(fa.lengths) == {"1": 40_000, "2": 230_000}
+        assert fa.fetch("1", 0, 60) == second["1"][:60] and fa.fetch("2", 229_000) == second["2"][229_000:]
+    assert len(_rebuilds(caplog)) == 1 and f"index {fai} does not match" in _rebuilds(caplog)[0]
+
+
+def test_bgzip_gzi_of_another_file_is_rebuilt(tmp_path, caplog):
+    rng = random.Random(7)
+    big = bgzip(write_fasta(tmp_path / "big.fa", {"1": "".join(rng.choices("ACGT", k=400_000))}), tmp_path / "b.gz")
+    records = {"1": "".join(rng.choices("ACGT", k=200_000))}
+    path = bgzip(write_fasta(tmp_path / "r.fa", records), tmp_path / "r.fa.gz")
+    Fasta(big).close()
+    Fasta(path).close()
+    gzi = Path(f"{path}.gzi")
+    shutil.copy(f"{big}.gzi", gzi)  # the .fai still matches; the block offsets do not
+    with caplog.at_level(logging.INFO, logger="genolong.io.fasta"), Fasta(path) as fa:
+        assert fa.fetch("1", 150_000, 150_100) == records["1"][150_000:150_100]
+    assert f"{gzi} does not match it" in _rebuilds(caplog)[0]
+    assert gzi.read_bytes() != Path(f"{big}.gzi").read_bytes()
+
+
+ENDINGS = [(e, False) for e in ("empty_last", "bare_last")]  # htslib cannot index these when compressed
+ENDINGS += [(e, c) for e in ("final_eol", "no_final_eol", "blank_lines", "crlf") for c in (False, True)]
+
+
+@pytest.mark.parametrize(("ending", "compressed"), ENDINGS)
+def test_valid_index_is_not_rebuilt(tmp_path, caplog, ending, compressed):
+    """The index check accepts every ending the scan accepts, so a good index is reused, not rebuilt."""
+    records = {"a": "ACGT" * 40, "b": "GGCCA" * 13} | ({"z": ""} if ending in ("empty_last", "bare_last") else {})
+    path = write_fasta(tmp_path / "v.fa", records, width=16, eol="\r\n" if ending == "crlf" else "\n")
+    raw = path.read_bytes()
+    raw = {"no_final_eol": raw.rstrip(b"\n"), "blank_lines": raw + b"\n\n\n", "bare_last": raw[:-1]}.get(ending, raw)
+    path.write_bytes(raw.replace(b"z some description", b"z") if ending == "bare_last" else raw)
+    if compressed:
+        path = bgzip(path, tmp_path / "v.fa.gz")
+    Fasta(path).close()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="genolong.io.fasta"), Fasta(path) as fa:
+        assert dict(fa.lengths) == {k: len(v) for k, v in records.items()} and fa.fetch("b") == records["b"]
+    assert not [r for r in caplog.records if "index" in r.getMessage()]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077], ids=oct)
+def test_index_files_have_the_umask_mode(tmp_path, umask):
+    path = bgzip(write_fasta(tmp_path / "m.fa", MIXED), tmp_path / "m.fa.gz")
+    old = os.umask(umask)
+    try:
+        Fasta(path).close()
+    finally:
+        os.umask(old)
+    for index in (f"{path}.fai", f"{path}.gzi"):
+        assert stat.S_IMODE(os.stat(index).st_mode) == 0o666 & ~umask
 
 
 def _open_in_child(path: str, barrier, results) -> None:

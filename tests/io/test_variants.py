@@ -337,6 +337,19 @@ def test_plain_gzip_is_refused_with_a_hint(tmp_path, vcf, cli):
     assert_one_line_error(cli("inspect", path), path, code=4)
 
 
+def test_bgzip_without_its_end_block_is_called_truncated(tmp_path, vcf, cli):
+    path = tmp_path / "cut.vcf.gz"
+    path.write_bytes(vcf.read_bytes()[:-28])  # the 28-byte BGZF end-of-file block
+    with pytest.raises(MalformedInputError, match="looks truncated"):
+        read_variants(path)
+    assert_one_line_error(cli("inspect", path), path, code=4)
+
+
+def test_a_missing_allele_in_an_alt_list_is_missing_alt(small):
+    reader = read_variants(small("c1\t2\ta\tC\tT,.\t.\t.\t.\n"))
+    assert len(list(reader)) == 1 and dict(reader.summary.skipped) == {"missing_alt": 1}
+
+
 def test_missing_file_and_bad_options(tmp_path, vcf, cli):
     with pytest.raises(InputMissingError):
         read_variants(tmp_path / "none.vcf")
