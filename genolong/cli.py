@@ -191,11 +191,11 @@ def fit_vep(
     from genolong.pipelines.supervised_vep import SupervisedVEP, labelled_variants
 
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    _check_writable(str(out / "metrics.json"))
     net, tokenizer, _ = load_model(model, None, device)
     with Fasta(fasta) as reference:
         variants, labels, summary = labelled_variants(vcf, reference, label_field, ref_policy=ref_policy)
+        out.mkdir(parents=True, exist_ok=True)  # once the inputs are known to be good
+        _check_writable(str(out / "metrics.json"))
         vep = SupervisedVEP.fit(net, tokenizer, reference, variants, labels, window=window, folds=folds,
                                 regularization=regularization, seed=seed, batch_size=batch_size,
                                 device=device)  # fmt: skip
@@ -216,7 +216,7 @@ def embed(
     fasta: str,
     output: str,
     bed: str | None = None,
-    records: list[str] | None = None,
+    records: list[str] | str | None = None,
     pooling: str = "mean",
     chunk: int | None = None,
     device: str = "cpu",
@@ -228,9 +228,12 @@ def embed(
         model: a Lightning checkpoint (.ckpt) or a save_pretrained directory (any genolong model).
         fasta: the FASTA whose records (or regions) are embedded.
         output: .npy (pooled, (N, D); ids in OUTPUT.ids.txt), .npz (per position, one (L, D) array per id) or
-            .parquet (pooled: id, e0..; per position: id, position, e0..).
+            .parquet (pooled: id, e0..; per position: id, position, e0..). Pooled outputs keep one row per
+            sequence in input order (repeated ids allowed); per-position ones are keyed by id, so a repeated id
+            is refused. Empty sequences (zero-length regions, empty records) are skipped and counted.
         bed: embed these regions (id: the name column, else contig:start-end) instead of whole records.
-        records: embed only these FASTA records (default: all).
+        records: embed only these FASTA records (default: all): one name, names separated by commas
+            (chr1,chr2) or a list ('[chr1, chr2]').
         pooling: mean, last (the last position: all a causal model has read) or none (per position).
         chunk: longest piece read at once (default: the model's context). Longer sequences are read in pieces
             with the state carried (recurrent causal models: exact) or as overlapping windows (others).
@@ -238,22 +241,27 @@ def embed(
         batch_size: sequences per forward pass.
     """
     from genolong.io.fasta import Fasta
-    from genolong.pipelines.embed import SUFFIXES, embed_sequences, sequences_to_embed, write_embeddings
+    from genolong.pipelines import embed as embedding
     from genolong.pipelines.loading import load_model
 
-    if not output.endswith(SUFFIXES):
-        raise UsageError(f"unsupported output format; supported: {', '.join(SUFFIXES)}", path=output)
+    embedding.check_embed_output(output, pooling)
     _check_writable(output)
-    net, tokenizer, _ = load_model(model, None, device)
+    unique = embedding.keyed_by_id(output, pooling)
     with Fasta(fasta) as reference:
-        pairs = list(sequences_to_embed(reference, records=records, bed=bed))
+        pairs, empty = embedding.drop_empty(list(embedding.sequences_to_embed(reference, records=records, bed=bed,
+                                                                              unique_ids=unique)))  # fmt: skip
+    if empty:
+        logging.getLogger("genolong").warning("%d empty sequences skipped (no bases to embed): %s", len(empty),
+                                              ", ".join(empty[:5]) + (", ..." if len(empty) > 5 else ""))  # fmt: skip
     if not pairs:
-        raise UsageError("nothing to embed: the BED file has no regions", path=bed)
+        raise UsageError("nothing to embed: no regions or records with bases", path=bed or fasta)
+    net, tokenizer, _ = load_model(model, None, device)
     ids, seqs = zip(*pairs, strict=True)
-    vectors = embed_sequences(net, tokenizer, list(seqs), pooling=pooling, chunk=chunk, batch_size=batch_size,
-                              device=device, progress=True)  # fmt: skip
-    write_embeddings(ids, vectors, output)
-    print(f"{len(ids)} sequences, {sum(map(len, seqs)):,} bases embedded ({pooling} pooling) -> {output}")
+    vectors = embedding.embed_sequences(net, tokenizer, list(seqs), pooling=pooling, chunk=chunk,
+                                        batch_size=batch_size, device=device, progress=True)  # fmt: skip
+    embedding.write_embeddings(ids, vectors, output)
+    print(f"{len(ids)} sequences, {sum(map(len, seqs)):,} bases embedded ({pooling} pooling) -> {output}"
+          + (f"; {len(empty)} empty skipped" if empty else ""))  # fmt: skip
 
 
 def ism(
@@ -427,6 +435,8 @@ def _check_writable(path: str | None) -> None:
     """Fail before long work, not after it, when an output file cannot be written."""
     if path is None:
         return
+    if os.path.isdir(path):
+        raise UsageError("the output is a folder; give a file name", path=path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
         raise UsageError("cannot write the output here: its folder does not exist or is read-only", path=path)

@@ -13,6 +13,13 @@ Sequences longer than ``chunk`` bases (default: the model's context, ``config.ma
 - any other model (Hyena or attention mixers: their filters and positions end at the context; bidirectional
   models) reads overlapping windows of ``chunk`` bases advanced by ``chunk // 2``: each position's vector comes
   from the window in which it is most central (a quarter window of context on each side, except at the ends).
+
+Ids: a BED region's name column (else ``contig:start-end``, 1-based) or the FASTA record's name. Pooled outputs
+(``.npy`` with its ``.ids.txt``, pooled ``.parquet``) keep one row per sequence in input order, so repeated ids
+are allowed there; per-position outputs are keyed by id (``.npz``, per-position ``.parquet``), so a repeated id
+is refused before any work (exit 2), naming it and its BED lines. Empty sequences (a zero-length BED interval,
+an empty FASTA record) have no embedding: :func:`drop_empty` skips them and the command counts them. Embeddings
+that are not finite are never written (:class:`~genolong.errors.NonFiniteError`, exit 7).
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from genolong.errors import UsageError
+from genolong.errors import InconsistentDataError, NonFiniteError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +47,9 @@ def embed_sequences(model: Any, tokenizer: Any, sequences: Sequence[str], *, poo
     """(N, D) float32 pooled embeddings, or for ``pooling="none"`` a list of (L_i, D) arrays."""
     if pooling not in POOLINGS:
         raise UsageError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    empty = [i for i, s in enumerate(sequences) if not s]
+    if empty:
+        raise UsageError(f"sequence {empty[0]} (0-based) is empty: it has no embedding", hint="leave it out")
     backbone = getattr(model, "model", model)  # the GenoLongModel inside any head
     chunk = int(chunk or backbone.config.max_position)
     if chunk < 2:
@@ -97,25 +107,77 @@ def _embed_long(backbone: Any, tokenizer: Any, seq: str, chunk: int, device: str
     return out
 
 
-def sequences_to_embed(fasta: Any, *, records: Sequence[str] | None = None,
-                       bed: str | os.PathLike | None = None) -> Iterator[tuple[str, str]]:  # fmt: skip
+def check_embed_output(output: str | os.PathLike, pooling: str) -> None:
+    """Refuse, before any work, an output format or pooling that cannot be written (UsageError, exit 2)."""
+    name = os.fspath(output)
+    if not name.endswith(SUFFIXES):
+        raise UsageError(f"unsupported output format; supported: {', '.join(SUFFIXES)}", path=name)
+    if pooling not in POOLINGS:
+        raise UsageError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+    if name.endswith(".npy") and pooling == "none":
+        raise UsageError("per-position embeddings (--pooling none) are written as .npz or .parquet, not .npy",
+                         path=name)  # fmt: skip
+    if name.endswith(".npz") and pooling != "none":
+        raise UsageError(f"pooled embeddings ({pooling}) are written as .npy or .parquet; .npz holds per-position "
+                         "ones (--pooling none)", path=name)  # fmt: skip
+
+
+def keyed_by_id(output: str | os.PathLike, pooling: str) -> bool:
+    """Whether ``output`` stores the embeddings under their ids (so ids must be unique): per-position outputs."""
+    return pooling == "none" or os.fspath(output).endswith(".npz")
+
+
+def sequences_to_embed(fasta: Any, *, records: Sequence[str] | str | None = None, bed: str | os.PathLike | None = None,
+                       unique_ids: bool = False) -> Iterator[tuple[str, str]]:  # fmt: skip
     """(id, sequence) pairs: BED regions (id = name column, else ``contig:start-end`` 1-based) or FASTA
-    records (all, or those named in ``records``)."""
-    from genolong.errors import InconsistentDataError
+    records (all, or those named in ``records``: a list, one name, or names separated by commas).
+    ``unique_ids``: refuse a repeated id (UsageError naming it and its BED lines)."""
     from genolong.io.intervals import read_bed
 
+    first_line: dict[str, int | None] = {}
     if bed is not None:
         for interval in read_bed(bed):
             if interval.contig not in fasta.lengths or interval.end > fasta.lengths[interval.contig]:
                 raise InconsistentDataError(f"region {interval.contig}:{interval.start + 1}-{interval.end} is "
                                             "not in the reference", path=bed, line=interval.line)  # fmt: skip
             name = interval.name or f"{interval.contig}:{interval.start + 1}-{interval.end}"
+            if unique_ids:
+                _check_new_id(name, interval.line, first_line, bed)
             yield name, fasta.fetch(interval.contig, interval.start, interval.end).upper()
         return
-    for name in records or fasta.names:
+    for name in record_names(records, fasta):
         if name not in fasta.lengths:
             raise InconsistentDataError(f"no record {name!r} in the FASTA", path=getattr(fasta, "path", None))
+        if unique_ids:
+            _check_new_id(name, None, first_line, None)
         yield name, fasta.fetch(name).upper()
+
+
+def record_names(records: Sequence[str] | str | None, fasta: Any) -> list[str]:
+    """The FASTA records asked for: all (None), a list, one name, or names separated by commas (``chr1,chr2``;
+    a name that itself holds a comma is taken whole when the FASTA has it)."""
+    if records is None:
+        return list(fasta.names)
+    if isinstance(records, str):
+        if records in fasta.lengths:
+            return [records]
+        return [name.strip() for name in records.split(",") if name.strip()]
+    return list(records)
+
+
+def _check_new_id(name: str, line: int | None, first_line: dict[str, int | None], bed: Any) -> None:
+    if name in first_line:
+        where = f" (first on line {first_line[name]})" if line is not None else ""
+        fix = "give each region a unique name in the BED's 4th column" if bed is not None else "name each record once"
+        raise UsageError(f"id {name!r} is repeated{where}: per-position outputs (.npz, --pooling none) store one "
+                         "array per id", path=bed, line=line, hint=f"{fix}, or write pooled .npy/.parquet")  # fmt: skip
+    first_line[name] = line
+
+
+def drop_empty(pairs: Sequence[tuple[str, str]]) -> tuple[list[tuple[str, str]], list[str]]:
+    """(the pairs with a non-empty sequence, the ids of the empty ones): empty sequences have no embedding."""
+    kept = [(name, seq) for name, seq in pairs if seq]
+    return kept, [name for name, seq in pairs if not seq]
 
 
 def write_embeddings(ids: Sequence[str], vectors: np.ndarray | list[np.ndarray], output: str | os.PathLike) -> None:
@@ -124,6 +186,7 @@ def write_embeddings(ids: Sequence[str], vectors: np.ndarray | list[np.ndarray],
     (columns ``id``, ``position`` (0-based in the sequence), ``e0..``)."""
     name = os.fspath(output)
     per_position = isinstance(vectors, list)
+    _check_finite(ids, vectors)
     if name.endswith(".npy") and not per_position:
         np.save(name, vectors)
         with open(name + ".ids.txt", "w") as fh:
@@ -143,3 +206,11 @@ def write_embeddings(ids: Sequence[str], vectors: np.ndarray | list[np.ndarray],
         frame.to_parquet(name, index=False)
     else:
         raise UsageError(f"embeddings are written as {'.npz' if per_position else '.npy'} or .parquet", path=name)
+
+
+def _check_finite(ids: Sequence[str], vectors: np.ndarray | list[np.ndarray]) -> None:
+    """NonFiniteError (exit 7) naming the first sequence whose embedding holds NaN or Inf."""
+    for name, vector in zip(ids, vectors, strict=True):
+        if not np.isfinite(vector).all():
+            raise NonFiniteError(f"the embedding of {name!r} is not finite (NaN or Inf); nothing was written",
+                                 hint="check the model's weights: was it trained to NaN?")  # fmt: skip

@@ -2,7 +2,8 @@
 
 Each region is scored with overlapping windows of ``length`` bases advanced by ``stride``: every window scores
 only the bases the previous one did not, so each base after the first ``length - stride`` is predicted from at
-least that much context. The Markov baseline is fitted on the training regions and scored on exactly the same
+least that much context. Regions shorter than 2 bases (nothing to predict from context) are refused, naming
+the region, before any scoring. The Markov baseline is fitted on the training regions and scored on exactly the same
 positions (A/C/G/T bases the model scored), so the two numbers are comparable.
 """
 
@@ -19,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from genolong.data.regions import Region, resolve_regions
-from genolong.errors import UsageError
+from genolong.errors import InconsistentDataError, UsageError
 from genolong.pipelines.baselines import MarkovModel, base_codes
 from genolong.pipelines.loading import load_model, token_log_probs
 
@@ -80,6 +81,7 @@ def evaluate_language_model(
     with Fasta(fasta) as fa:
         eval_spans = resolve_regions(regions, fa.lengths)
         train_spans = _training_spans(train_regions, eval_spans, fa.lengths)
+        _check_region_lengths(eval_spans, fasta)
         eval_seqs = [fa.fetch(r.contig, r.start, r.end) for r in eval_spans]
         train_seqs = [fa.fetch(r.contig, r.start, r.end) for r in train_spans]
     model_lp = [
@@ -89,7 +91,8 @@ def evaluate_language_model(
     scored = [~np.isnan(lp) for lp in model_lp]
     n = int(sum(m.sum() for m in scored))
     if n == 0:
-        raise UsageError("no A/C/G/T bases to score in the evaluation regions")
+        raise InconsistentDataError(f"no A/C/G/T bases to score in the evaluation regions ({_listed(eval_spans)})",
+                                    path=fasta, hint="choose regions with A/C/G/T bases")  # fmt: skip
     model_bits = -float(sum(lp[m].sum() for lp, m in zip(model_lp, scored, strict=True))) / n
     markov = {}
     for order in markov_orders:
@@ -110,6 +113,22 @@ def evaluate_language_model(
         "markov_by_order": {str(k): v for k, v in markov.items()},
         "model_beats_markov": model_bits < markov[best],
     }
+
+
+MIN_REGION = 2  # one base of context, one predicted
+
+
+def _check_region_lengths(spans: Sequence[Region], fasta: str | os.PathLike) -> None:
+    """InconsistentDataError naming the first region too short to evaluate (an empty contig, a 1-base region)."""
+    for span in spans:
+        if span.length < MIN_REGION:
+            raise InconsistentDataError(f"evaluation region {span} has {span.length} base(s); at least {MIN_REGION} "
+                                        "are needed (one of context, one predicted)", path=fasta,
+                                        hint="leave it out of --regions, or choose a longer region")  # fmt: skip
+
+
+def _listed(spans: Sequence[Region], shown: int = 3) -> str:
+    return ", ".join(str(s) for s in spans[:shown]) + (", ..." if len(spans) > shown else "")
 
 
 def _training_spans(train_regions: Any, eval_spans: list[Region], lengths: dict[str, int]) -> list[Region]:

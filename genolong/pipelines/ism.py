@@ -6,7 +6,8 @@ strand averaging), and drawn as a heatmap.
     plot_heatmap(table, "ism.png", title="...")
 
 Positions whose reference base is not A, C, G or T (``N``, IUPAC codes) are not mutated; they are counted and
-left blank in the heatmap.
+left blank in the heatmap. A region with no A/C/G/T base at all (empty, or all ``N``) is refused before any
+scoring (:class:`~genolong.errors.InconsistentDataError`, exit 5).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from genolong.errors import UsageError
+from genolong.errors import InconsistentDataError, UsageError
 from genolong.io.alleles import Variant
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ def saturation_mutagenesis(scorer: Any, region: str, *, max_length: int = MAX_RE
         raise UsageError(f"region {region} has {span.end - span.start:,} bases; saturation mutagenesis is limited "
                          f"to {max_length:,} (raise the limit, or split the region)")  # fmt: skip
     seq = scorer.fasta.fetch(span.contig, span.start, span.end).upper()
+    _check_mutable(region, seq)
     variants = [Variant(span.contig, span.start + i, base, alt)
                 for i, base in enumerate(seq) if base in BASES for alt in BASES if alt != base]  # fmt: skip
     skipped = sum(base not in BASES for base in seq)
@@ -47,6 +49,17 @@ def saturation_mutagenesis(scorer: Any, region: str, *, max_length: int = MAX_RE
     table = table.rename(columns={"pos": "position"})
     table.attrs |= {"region": region, "not_mutated": skipped, "method": scorer.method}
     return table[["contig", "position", "ref", "alt", "score", "score_forward", "score_reverse", "status"]]
+
+
+def _check_mutable(region: str, seq: str) -> None:
+    """InconsistentDataError when ``seq`` has no A/C/G/T base: nothing to mutate, score or draw."""
+    if not seq:
+        raise InconsistentDataError(f"region {region} is empty (0 bases): nothing to mutate",
+                                    hint="choose a region with A/C/G/T bases")  # fmt: skip
+    if not any(base in BASES for base in seq):
+        letters = "".join(sorted(set(seq)))
+        raise InconsistentDataError(f"region {region} has no A/C/G/T base to mutate ({len(seq):,} bases, all of "
+                                    f"{letters})", hint="choose a region with A/C/G/T bases")  # fmt: skip
 
 
 def plot_heatmap(table: pd.DataFrame, path: str | os.PathLike, *, title: str = "", units: str = "score") -> None:

@@ -1,19 +1,64 @@
 """Load a trained model and its tokenizer from a Lightning checkpoint or a ``save_pretrained`` directory.
 
-Lightning checkpoints are read with ``torch.load(weights_only=True)`` (plain data only; anything else is
-refused with exit code 8) and rebuilt from the hyper-parameters the training module stored as plain types.
+Lightning checkpoints are read with ``torch.load(weights_only=True)`` (plain data only; a pickle that holds
+code is refused with exit code 8) and rebuilt from the hyper-parameters the training module stored as plain types.
+A file that is not a torch checkpoint at all (text, a Git LFS pointer, a saved web page), a checkpoint that does
+not hold a dict, and a broken ``save_pretrained`` directory (missing or truncated weights, invalid config.json)
+are malformed input (exit 4). The ``--device`` and ``--dtype`` options the commands share are checked here too
+(:func:`check_device`, :func:`parse_dtype`: exit 2 with a hint).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from genolong.errors import InputMissingError, UsageError
+from genolong.errors import (
+    GenoLongError,
+    InconsistentDataError,
+    InputMissingError,
+    MalformedInputError,
+    UnsafeCheckpointError,
+    UsageError,
+)
+
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
+          "half": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}  # fmt: skip
+DEVICE_HINT = "use cpu, cuda, cuda:N or mps"
+
+
+def check_device(device: str) -> str:
+    """``device`` unchanged if torch knows it and this machine has it; else a UsageError (exit 2) with a hint."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as error:
+        raise UsageError(f"--device {device!r} is not a torch device", hint=DEVICE_HINT) from error
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise UsageError(f"--device {device}: no CUDA GPU is available on this machine", hint="use --device cpu")
+        if parsed.index is not None and parsed.index >= count:
+            raise UsageError(f"--device {device}: this machine has {count} CUDA GPU(s)",
+                             hint=f"use cuda:0..cuda:{count - 1}")  # fmt: skip
+    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"--device {device}: MPS is not available on this machine", hint="use --device cpu")
+    elif parsed.type not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"--device {device!r} is not supported", hint=DEVICE_HINT)
+    return device
+
+
+def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    """The torch dtype named by ``--dtype`` (float32/fp32, float16/fp16/half, bfloat16/bf16); None stays None."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype.lower() not in DTYPES:
+        raise UsageError(f"--dtype {dtype!r} is not supported", hint=f"use one of {', '.join(DTYPES)}")
+    return DTYPES[dtype.lower()]
 
 
 def load_model(path: str | os.PathLike, kind: str | None = "causal", device: str = "cpu") -> tuple[Any, Any, dict]:
@@ -23,6 +68,7 @@ def load_model(path: str | os.PathLike, kind: str | None = "causal", device: str
     metadata holds the training module's and data module's hyper-parameters when the source is a Lightning
     checkpoint.
     """
+    check_device(device)
     path = Path(path)
     if not path.exists():
         raise InputMissingError(
@@ -43,42 +89,172 @@ def _from_pretrained(path: Path, kind: str | None) -> tuple[Any, Any, dict]:
     import transformers
 
     import genolong.models  # noqa: F401  (registers the Auto* classes)
-    from genolong.tokenizers.factory import load_tokenizer
 
     auto = {
         "causal": transformers.AutoModelForCausalLM,
         "masked": transformers.AutoModelForMaskedLM,
         "classification": transformers.AutoModelForSequenceClassification,
     }
-    if not (path / "config.json").exists():
-        raise InputMissingError("not a save_pretrained directory: config.json is missing", path=path)
+    config = _read_config(path)
     if kind is None:  # whatever the directory holds, as its config names it
-        architectures = json.loads((path / "config.json").read_text()).get("architectures") or [""]
+        architectures = config.get("architectures") or [""]
         kind = _KINDS.get(architectures[0], "causal")
     if kind not in auto:
         raise UsageError(f"model kind must be one of {sorted(auto)}, got {kind!r}")
-    return auto[kind].from_pretrained(path), load_tokenizer(path), {}
+    if not any((path / name).exists() for name in _WEIGHT_FILES):
+        raise InputMissingError("no model.safetensors: the directory holds no weights", path=path,
+                                hint="export the checkpoint again with `genolong export`")  # fmt: skip
+    return _load_pretrained(auto[kind], path), _load_saved_tokenizer(path), {}
+
+
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                 "pytorch_model.bin.index.json")  # fmt: skip
+_EXPORT_AGAIN = "the directory is damaged: export the checkpoint again with `genolong export`"
+
+
+def _read_config(path: Path) -> dict:
+    """config.json of a save_pretrained directory, checked to be a genolong model's."""
+    config_file = path / "config.json"
+    if not config_file.exists():
+        raise InputMissingError("not a save_pretrained directory: config.json is missing", path=path)
+    try:
+        config = json.loads(config_file.read_text())
+    except json.JSONDecodeError as error:
+        raise MalformedInputError(f"invalid JSON ({error.msg}, column {error.colno})", path=config_file,
+                                  line=error.lineno, hint=_EXPORT_AGAIN) from error  # fmt: skip
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputMissingError(f"cannot read the file ({error})", path=config_file) from error
+    if not isinstance(config, dict) or config.get("model_type") != "genolong":
+        found = config.get("model_type") if isinstance(config, dict) else type(config).__name__
+        raise MalformedInputError(f"not a genolong model config (model_type {found!r}, expected 'genolong')",
+                                  path=config_file, hint="give a directory written by `genolong export`")  # fmt: skip
+    return config
+
+
+def _load_pretrained(auto_class: Any, path: Path) -> Any:
+    from safetensors import SafetensorError
+
+    try:
+        return auto_class.from_pretrained(path)
+    except (SafetensorError, OSError, ValueError, TypeError) as error:
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise MalformedInputError(f"cannot load the model ({detail})", path=path, hint=_EXPORT_AGAIN) from error
+    except RuntimeError as error:  # weights whose shapes disagree with config.json
+        detail = str(error).strip().splitlines()[0]
+        raise InconsistentDataError(f"the weights do not fit config.json ({detail})", path=path,
+                                    hint=_EXPORT_AGAIN) from error  # fmt: skip
+
+
+def _load_saved_tokenizer(path: Path) -> Any:
+    from genolong.tokenizers.factory import load_tokenizer
+
+    try:
+        return load_tokenizer(path)
+    except (OSError, ValueError, TypeError) as error:  # JSONDecodeError is a ValueError
+        raise MalformedInputError(f"cannot load the tokenizer ({error})", path=path, hint=_EXPORT_AGAIN) from error
 
 
 def _from_lightning_checkpoint(path: Path, kind: str) -> tuple[Any, Any, dict]:
-    from genolong.training.checkpoints import load_checkpoint_safely
     from genolong.training.lm import LanguageModelModule
 
-    checkpoint = load_checkpoint_safely(path)
-    hparams = dict(checkpoint.get("hyper_parameters", {}))
+    checkpoint = _read_checkpoint(path)
+    hparams = checkpoint.get("hyper_parameters", {})
+    if not isinstance(hparams, dict):
+        raise MalformedInputError("not a genolong checkpoint: hyper_parameters is not a dict", path=path)
+    hparams = dict(hparams)
     if "backbone_config" in hparams:  # a fine-tuned task model (genolong.training.tasks)
         return _task_module(path, checkpoint, hparams, kind)
     if "preset" not in hparams:
-        raise UsageError("this checkpoint was not written by a genolong training module", path=path)
+        raise MalformedInputError("this checkpoint was not written by a genolong training module", path=path)
     objective = hparams.get("objective", "causal")
     if kind is not None and objective != kind:
         raise UsageError(
             f"this checkpoint holds a {objective} language model; a {kind} one is needed", path=path
         )
     module = LanguageModelModule(**{k: v for k, v in hparams.items() if not k.startswith("_") and k != "compile"})
-    module.load_state_dict(checkpoint["state_dict"])
+    _load_state(module, checkpoint, path)
     meta = {"module": hparams, "data": dict(checkpoint.get("datamodule_hyper_parameters", {}))}
     return module.model, module.tokenizer, meta
+
+
+def _read_checkpoint(path: Path) -> dict:
+    """The checkpoint's dict, loaded safely; files that are not torch checkpoints are refused as malformed."""
+    import struct
+
+    from genolong.training.checkpoints import load_checkpoint_safely
+
+    _check_checkpoint_signature(path)
+    try:
+        checkpoint = load_checkpoint_safely(path)
+    except UnsafeCheckpointError as error:
+        raise _corrupt_or_unsafe(error, path) from error
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError, struct.error) as error:
+        raise MalformedInputError(f"not a readable checkpoint: the file is corrupt ({type(error).__name__}: "
+                                  f"{error})", path=path, hint=_CHECKPOINT_HINT) from error  # fmt: skip
+    if not isinstance(checkpoint, dict):
+        raise MalformedInputError(f"not a Lightning checkpoint: it holds a {type(checkpoint).__name__}, not a dict",
+                                  path=path, hint=_CHECKPOINT_HINT)  # fmt: skip
+    return checkpoint
+
+
+_CHECKPOINT_HINT = "give the .ckpt file written by `genolong fit`, or a save_pretrained directory"
+_CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80")  # a torch zip archive, or the legacy format (a pickle)
+
+
+def _check_checkpoint_signature(path: Path) -> None:
+    """Refuse, as malformed, a file that is neither a torch zip archive nor a pickle (before unpickling it)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+    except OSError as error:
+        raise InputMissingError(f"cannot read the checkpoint ({error.strerror or error})", path=path) from error
+    if head.startswith(_CHECKPOINT_MAGIC):
+        return
+    raise MalformedInputError(f"not a checkpoint: the file is {_describe_non_checkpoint(head)}", path=path,
+                              hint=_CHECKPOINT_HINT)  # fmt: skip
+
+
+def _corrupt_or_unsafe(error: UnsafeCheckpointError, path: Path) -> GenoLongError:
+    """torch's weights-only unpickler refuses code and corrupt bytes alike: a pickle stream that breaks off or
+    holds invalid opcodes ("Unsupported operand") is malformed (exit 4); one that names code (a GLOBAL) stays
+    refused as unsafe (exit 8), without torch's advice to load it with weights_only=False."""
+    detail = str(error.__cause__ or "")
+    if "GLOBAL" in detail:
+        found = re.search(r"GLOBAL ([\w.]+)", detail)
+        code = found.group(1) if found else "a GLOBAL"
+        return UnsafeCheckpointError(f"refused: the checkpoint refers to code ({code}), not plain data", path=path,
+                                     hint="only load checkpoints you trust; re-save it as plain tensors and types")
+    if "Unsupported operand" in detail or "WeightsUnpickler error" in detail:
+        found = re.search(r"Unsupported operand \d+", detail)
+        reason = f" ({found.group(0)})" if found else ""
+        return MalformedInputError(f"not a readable checkpoint: corrupt pickle data{reason}", path=path,
+                                   hint=_CHECKPOINT_HINT)
+    return error
+
+
+def _describe_non_checkpoint(head: bytes) -> str:
+    text = head.lstrip().lower()
+    if not head:
+        return "empty"
+    if text.startswith(b"version https://git-lfs"):
+        return "a Git LFS pointer, not the file itself (fetch it with `git lfs pull`)"
+    if text.startswith(b"<"):
+        return "a web page (HTML), not the file it links to (download the file itself)"
+    if all(32 <= byte < 127 or byte in b"\t\r\n" for byte in head):
+        return "text"
+    return "neither a torch zip archive nor a pickle (a malformed or truncated download?)"
+
+
+def _load_state(module: Any, checkpoint: dict, path: Path) -> None:
+    """The checkpoint's weights into ``module``, with genolong errors for missing or mismatched weights."""
+    if not isinstance(checkpoint.get("state_dict"), dict):
+        raise MalformedInputError("the checkpoint has no state_dict (weights)", path=path, hint=_CHECKPOINT_HINT)
+    try:
+        module.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as error:
+        detail = str(error).strip().splitlines()[0]
+        raise InconsistentDataError(f"the weights do not fit the stored hyper-parameters ({detail})",
+                                    path=path) from error  # fmt: skip
 
 
 def _task_module(path: Path, checkpoint: dict, hparams: dict, kind: str | None) -> tuple[Any, Any, dict]:
@@ -90,7 +266,7 @@ def _task_module(path: Path, checkpoint: dict, hparams: dict, kind: str | None) 
                          path=path)  # fmt: skip
     arguments = {k: v for k, v in hparams.items() if not k.startswith("_") and k not in ("pretrained", "compile")}
     module = SequenceTaskModule(**arguments)  # rebuilt from backbone_config: no pre-trained model needed
-    module.load_state_dict(checkpoint["state_dict"])
+    _load_state(module, checkpoint, path)
     meta = {"module": hparams, "data": dict(checkpoint.get("datamodule_hyper_parameters", {}))}
     return module.model, module.tokenizer, meta
 

@@ -39,7 +39,7 @@ from genolong.errors import NonFiniteError, UsageError
 from genolong.io.alleles import SkippedAllele, Variant
 from genolong.io.fasta import Fasta
 from genolong.io.variants import read_variants
-from genolong.pipelines.loading import load_model
+from genolong.pipelines.loading import load_model, parse_dtype
 from genolong.pipelines.variant_methods import EXTRA_COLUMNS, METHODS, Scoring, has_predicted_tokens, score_strand
 from genolong.pipelines.variant_windows import WINDOW_MODES, VariantWindows, variant_windows
 
@@ -103,9 +103,10 @@ class VariantScorer:
                         dtype: str | torch.dtype | None = None, **options: Any) -> VariantScorer:  # fmt: skip
         """A scorer from a Lightning checkpoint (.ckpt) or a ``save_pretrained`` directory; ``dtype`` (e.g.
         ``bfloat16``) casts the weights; ``options`` are the constructor's."""
+        dtype = parse_dtype(dtype)  # before the model loads: a bad name is a usage error
         net, tokenizer, _ = load_model(model, None, device)
         if dtype is not None:
-            net = net.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
+            net = net.to(dtype)
         return cls(net, tokenizer, fasta, device=device, **options)
 
     @property

@@ -161,3 +161,74 @@ def test_masked_models_embed_but_do_not_generate():
     assert embed_sequences(masked, TOKENIZER, ["ACGTACGT"]).shape == (1, 32)
     with pytest.raises(UsageError, match="causal language model"):
         generate_sequences(masked, TOKENIZER, "ACGT", length=3)
+
+
+def test_cli_embed_takes_one_record_name_or_a_comma_separated_list(model_dir, tmp_path):
+    common = ["embed", "--model", model_dir, "--fasta", FASTA, "--output", tmp_path / "e.npy"]
+    one = run_cli(*common, "--records", CONTIG, cwd=REPO)  # the README's form
+    assert one.returncode == 0, one.stderr[-2000:]
+    assert (tmp_path / "e.npy.ids.txt").read_text().split() == [CONTIG]
+    listed = run_cli(*common, "--records", f"{CONTIG},{CONTIG}", cwd=REPO)  # pooled rows: repeats allowed
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert np.load(tmp_path / "e.npy").shape == (2, 32)
+
+
+def test_cli_embed_refuses_repeated_ids_and_bad_pooling_before_any_work(model_dir, tmp_path):
+    bed = tmp_path / "genes.bed"
+    bed.write_text(f"{CONTIG}\t100\t160\tgeneA\n{CONTIG}\t200\t260\tgeneA\n{CONTIG}\t300\t360\tgeneB\n")
+    common = ["embed", "--model", model_dir, "--fasta", FASTA, "--bed", bed]
+    repeated = run_cli(*common, "--pooling", "none", "--output", tmp_path / "e.npz", cwd=REPO)
+    assert repeated.returncode == 2 and "Traceback" not in repeated.stderr
+    assert f"{bed}:2: id 'geneA' is repeated (first on line 1)" in repeated.stderr
+    assert not (tmp_path / "e.npz").exists() and "embedding:" not in repeated.stderr  # no progress bar: refused first
+    npy = run_cli(*common, "--pooling", "none", "--output", tmp_path / "e.npy", cwd=REPO)
+    assert npy.returncode == 2 and "per-position" in npy.stderr and "embedding:" not in npy.stderr
+    pooled = run_cli(*common, "--output", tmp_path / "p.parquet", cwd=REPO)  # one row per region, in order
+    assert pooled.returncode == 0, pooled.stderr[-2000:]
+    assert pd.read_parquet(tmp_path / "p.parquet")["id"].tolist() == ["geneA", "geneA", "geneB"]
+
+
+def test_cli_embed_skips_and_counts_empty_sequences(model_dir, tmp_path):
+    bed = tmp_path / "regions.bed"
+    bed.write_text(f"{CONTIG}\t100\t160\tfirst\n{CONTIG}\t100\t100\tzero\n")
+    ok = run_cli("embed", "--model", model_dir, "--fasta", FASTA, "--bed", bed, "--output", tmp_path / "e.npy",
+                 cwd=REPO)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert "1 sequences" in ok.stdout and "1 empty skipped" in ok.stdout and "zero" in ok.stderr
+    vectors = np.load(tmp_path / "e.npy")
+    assert vectors.shape == (1, 32) and np.isfinite(vectors).all()
+    assert (tmp_path / "e.npy.ids.txt").read_text().split() == ["first"]
+    with pytest.raises(UsageError, match="sequence 1 .* is empty"):
+        embed_sequences(make("hyena*2"), TOKENIZER, ["ACGT", ""])
+
+
+def test_cli_embed_refuses_to_write_non_finite_embeddings(tmp_path):
+    model = make("hyena*2", max_position=64)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.fill_(float("nan"))
+    model.save_pretrained(tmp_path / "nan_model")
+    TOKENIZER.save_pretrained(tmp_path / "nan_model")
+    out = run_cli("embed", "--model", tmp_path / "nan_model", "--fasta", FASTA, "--records", CONTIG, "--chunk", "64",
+                  "--output", tmp_path / "e.npy", cwd=REPO)  # fmt: skip
+    assert out.returncode == 7 and f"embedding of '{CONTIG}' is not finite" in out.stderr
+    assert not (tmp_path / "e.npy").exists()
+
+
+def test_ism_and_evaluate_refuse_regions_with_nothing_to_score(model_dir, tmp_path):
+    from genolong.errors import InconsistentDataError
+    from genolong.pipelines.evaluate import evaluate_language_model
+
+    fasta = tmp_path / "odd.fa"
+    fasta.write_text(">empty\n\n>unknown\n" + "N" * 40 + "\n>real\nACGTACGTTGCA\n")
+    with VariantScorer(make("hyena*2", max_position=64), TOKENIZER, fasta, window=21) as scorer:
+        for region, message in (("empty", "region empty is empty"), ("unknown:1-10", "no A/C/G/T base")):
+            with pytest.raises(InconsistentDataError, match=message):
+                saturation_mutagenesis(scorer, region, progress=False)
+    for regions in (["empty"], ["real", "real:3-3"]):
+        with pytest.raises(InconsistentDataError, match="at least 2 are needed"):
+            evaluate_language_model(model_dir, fasta, regions, train_regions=["real"], length=8)
+    heatmap = run_cli("ism", "--model", model_dir, "--fasta", fasta, "--region", "unknown", "--output",
+                      tmp_path / "t.tsv", "--heatmap", tmp_path / "h.png", cwd=REPO)  # fmt: skip
+    assert heatmap.returncode == 5 and "region unknown has no A/C/G/T" in heatmap.stderr
+    assert not (tmp_path / "t.tsv").exists()

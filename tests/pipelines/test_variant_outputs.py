@@ -150,6 +150,8 @@ def test_cli_vcf_output_declares_what_the_input_did_not_and_rescoring_replaces(m
 
 def test_cli_refuses_bad_outputs_and_inputs_before_work(model_dir, tmp_path):
     common = ["score-variants", "--model", model_dir, "--fasta", FASTA, "--window", "41"]
+    bad_dtype = run_cli(*common, "--vcf", VCF, "--output", tmp_path / "d.tsv", "--dtype", "fp8", cwd=REPO)
+    assert bad_dtype.returncode == 2 and "--dtype" in bad_dtype.stderr and "Traceback" not in bad_dtype.stderr
     (tmp_path / "folder.tsv").mkdir()
     folder = run_cli(*common, "--vcf", VCF, "--output", tmp_path / "folder.tsv", cwd=REPO)
     assert folder.returncode == 2 and "folder" in folder.stderr and "Traceback" not in folder.stderr
