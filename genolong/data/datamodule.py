@@ -86,6 +86,7 @@ class GenomeDataModule(L.LightningDataModule):
             raise UsageError(f"curriculum stages must be [length >= 2, steps >= 0] pairs, got {self.stages}")
         self.eval_length = eval_length or self.stages[-1][0]
         self.sampler: ResumableSampler | None = None
+        self._last_batch = 0  # size of the last training batch taken
         self._restored: dict[str, int] | None = None
         self._reads: ReadSequences | None = None  # read once, re-cut per curriculum stage
 
@@ -163,10 +164,24 @@ class GenomeDataModule(L.LightningDataModule):
         # Called once per batch the training loop actually consumes (not per prefetched batch).
         if self.trainer is not None and self.trainer.training and self.sampler is not None:
             self.sampler.advance(len(batch["input_ids"]))
+            self._last_batch = len(batch["input_ids"])
         return batch
 
     def state_dict(self) -> dict[str, Any]:
-        return self.sampler.state_dict() if self.sampler is not None else {}
+        if self.sampler is None:
+            return {}
+        state = self.sampler.state_dict()
+        if self._step_in_flight():  # a checkpoint taken inside a step (an interrupt): its batch was not trained on
+            state["consumed"] -= self._last_batch
+        return state
+
+    def _step_in_flight(self) -> bool:
+        """Whether the training loop has taken a batch whose step has not run to its end (Lightning counts a batch
+        'ready' when fetched and 'processed' once its optimizer step is done)."""
+        if self.trainer is None:
+            return False
+        progress = self.trainer.fit_loop.epoch_loop.batch_progress.current
+        return progress.ready > progress.processed
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state:

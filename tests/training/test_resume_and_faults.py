@@ -69,21 +69,38 @@ def make(ecoli_fasta, root, callbacks, max_steps=8, num_workers=0, **module_kw):
     return module, data, trainer
 
 
-def test_resume_after_sigterm_is_exact(ecoli_fasta, tmp_path):
+class CtrlCInsideStep(L.Callback):
+    """Raises KeyboardInterrupt (Ctrl-C) after the loop took the batch of step ``step``, before the step runs."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize(
+    ("interrupt", "error", "code"),
+    [(SigtermAtStep(4), SIGTERMException, 143), (CtrlCInsideStep(4), SystemExit, 130)],  # Lightning: Ctrl-C -> exit
+    ids=["sigterm-between-steps", "ctrl-c-inside-a-step"],
+)
+def test_resume_after_an_interrupt_is_exact(ecoli_fasta, tmp_path, interrupt, error, code):
     # Uninterrupted: 8 steps over a curriculum of 3 steps at 64 bases, then 128-base windows, 5 steps per epoch.
     full_losses = RecordLosses()
     module, data, trainer = make(ecoli_fasta, tmp_path / "full", [full_losses], num_workers=1)
     trainer.fit(module, data)
     full_weights = {k: v.clone() for k, v in module.state_dict().items()}
 
-    # Interrupted by a real SIGTERM after step 4 (mid-epoch, second curriculum stage), then resumed.
+    # Interrupted after 4 steps (mid-epoch, second curriculum stage), by a real SIGTERM between steps or by
+    # Ctrl-C inside step 5 (its batch taken but not trained on), then resumed.
     first = RecordLosses()
     module, data, trainer = make(
-        ecoli_fasta, tmp_path / "run", [first, SigtermAtStep(4), InterruptCheckpoint()], num_workers=1
+        ecoli_fasta, tmp_path / "run", [first, interrupt, InterruptCheckpoint()], num_workers=1
     )
-    with pytest.raises(SIGTERMException):
+    with pytest.raises(error):
         trainer.fit(module, data)
-    assert InterruptCheckpoint.exit_code == 143
+    assert InterruptCheckpoint.exit_code == code
     ckpt = tmp_path / "run" / "checkpoints" / "interrupted.ckpt"
     assert ckpt.exists()
 
