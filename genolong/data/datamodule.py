@@ -153,12 +153,21 @@ class GenomeDataModule(L.LightningDataModule):
         return self._loader(dataset, batch_size, self.sampler)
 
     def val_dataloader(self) -> DataLoader:
-        dataset = self._windows(self.hparams.val_regions, self.eval_length, "tile")
-        return self._loader(dataset, self.hparams.eval_batch_size)
+        return self._loader(self._tiles("validation", self.hparams.val_regions), self.hparams.eval_batch_size)
 
     def test_dataloader(self) -> DataLoader:
         regions = self.hparams.test_regions or self.hparams.val_regions
-        return self._loader(self._windows(regions, self.eval_length, "tile"), self.hparams.eval_batch_size)
+        return self._loader(self._tiles("test", regions), self.hparams.eval_batch_size)
+
+    def _tiles(self, split: str, regions: Any) -> GenomeWindows:
+        """The fixed tiling of an evaluation split; tiles skipped for their N content are reported, since the
+        split's metrics then cover only the rest."""
+        tiles = self._windows(regions, self.eval_length, "tile")
+        if tiles.skipped["n_fraction"]:
+            log.warning("%s: %d of %d windows of %d bases skipped (more than %.0f%% N); its metrics cover the other %d",
+                        split, tiles.skipped["n_fraction"], tiles.skipped["n_fraction"] + len(tiles), self.eval_length,
+                        100 * self.hparams.max_n_fraction, len(tiles))  # fmt: skip
+        return tiles
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         # Called once per batch the training loop actually consumes (not per prefetched batch).
