@@ -279,12 +279,27 @@ def token_log_probs(model: Any, input_ids: torch.Tensor) -> torch.Tensor:
     return logp.gather(-1, input_ids[:, 1:, None])[..., 0]
 
 
+def _check_export_target(out: Path) -> None:
+    """An export goes to a new or empty folder, or replaces an earlier export; never mixes with other files."""
+    if out.exists() and not out.is_dir():
+        raise UsageError("the export target is an existing file; give a folder", path=out)
+    if out.is_dir() and any(out.iterdir()):
+        try:
+            earlier = json.loads((out / "config.json").read_text()).get("model_type") == "genolong"
+        except (OSError, ValueError, AttributeError):
+            earlier = False
+        if not earlier:
+            raise UsageError("the export folder is not empty and holds no earlier genolong export", path=out,
+                             hint="give a new or empty folder")  # fmt: skip
+
+
 def export_pretrained(checkpoint: str | os.PathLike, output_dir: str | os.PathLike) -> Path:
     """Write a Lightning checkpoint as a ``save_pretrained`` directory (weights, config, tokenizer)."""
     if Path(checkpoint).is_dir():
         raise UsageError("expected a Lightning .ckpt file, got a directory", path=checkpoint)
-    model, tokenizer, _ = load_model(checkpoint, kind=None)
     out = Path(output_dir)
+    _check_export_target(out)
+    model, tokenizer, _ = load_model(checkpoint, kind=None)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)

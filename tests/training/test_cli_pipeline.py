@@ -46,6 +46,19 @@ def test_exported_model_loads_through_transformers(trained):
     assert model(input_ids=ids).logits.shape == (1, 10, len(tokenizer))
 
 
+def test_export_replaces_an_earlier_export_but_never_mixes_with_other_files(trained, cli, tmp_path):
+    ckpt, model_dir = trained
+    again = cli("export", ckpt, model_dir, cwd=REPO)  # over the fixture's export
+    assert again.returncode == 0, again.stderr[-2000:]
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "keep.txt").write_text("mine")
+    (tmp_path / "file").write_text("a file")
+    for target in ("notes", "file"):
+        refused = cli("export", ckpt, tmp_path / target, cwd=REPO)
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "notes").iterdir()) == ["keep.txt"]
+
+
 @pytest.mark.parametrize("source", ["checkpoint", "exported"])
 def test_evaluate_reports_model_and_markov(trained, source, cli, tmp_path):
     model = trained[0] if source == "checkpoint" else trained[1]
