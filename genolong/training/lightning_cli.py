@@ -21,7 +21,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from genolong.training.callbacks import InterruptCheckpoint, NonFiniteGuard, checkpoint_dir
-from genolong.training.checkpoints import SafeCheckpointIO
+from genolong.training.checkpoints import SafeCheckpointIO, load_checkpoint_safely
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,16 @@ class GenoLongLightningCLI(LightningCLI):
         parser.add_lightning_class_args(InterruptCheckpoint, "interrupt")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.every_n_train_steps": 200})
+
+    def _parse_ckpt_path(self) -> None:
+        # LightningCLI reads --ckpt_path's hyper-parameters with its own torch.load, before genolong's safe
+        # loader: a truncated or foreign file must still end as genolong's one-line error (exit 4 or 8).
+        try:
+            super()._parse_ckpt_path()
+        except Exception as error:
+            path = self.config[self.config.subcommand].get("ckpt_path")
+            load_checkpoint_safely(path)  # raises the genolong error that says what is wrong with the file
+            raise error
 
     def after_fit(self) -> None:
         # Always leave a checkpoint of the final weights, whatever the periodic checkpoint schedule.

@@ -59,6 +59,15 @@ def test_export_replaces_an_earlier_export_but_never_mixes_with_other_files(trai
     assert sorted(p.name for p in (tmp_path / "notes").iterdir()) == ["keep.txt"]
 
 
+def test_resuming_from_a_truncated_checkpoint_is_malformed_input(trained, cli, tmp_path):
+    ckpt, _ = trained
+    truncated = tmp_path / "cut.ckpt"
+    truncated.write_bytes(ckpt.read_bytes()[:20000])
+    out = cli("fit", "--config", TINY, *QUICK, "--trainer.default_root_dir", tmp_path, "--ckpt_path", truncated,
+              cwd=REPO)  # fmt: skip
+    assert out.returncode == 4 and "cut.ckpt" in out.stderr and "Traceback" not in out.stderr, out.stderr[-2000:]
+
+
 @pytest.mark.parametrize("source", ["checkpoint", "exported"])
 def test_evaluate_reports_model_and_markov(trained, source, cli, tmp_path):
     model = trained[0] if source == "checkpoint" else trained[1]
