@@ -70,6 +70,10 @@ def _read_table(path: Any, fasta: Any, label_columns: Sequence[str]) -> list[Exa
             seq = _checked(values["sequence"], path, line)
         else:
             seq = _fetch(fasta, values, path, line)
+        empty = [c for c in label_columns if not values[c].strip()]
+        if empty:
+            raise MalformedInputError(f"missing label ({', '.join(empty)} is empty)", path=path, line=line,
+                                      hint="fill it in or leave the row out")  # fmt: skip
         target = values[label_columns[0]] if len(label_columns) == 1 else [values[c] for c in label_columns]
         out.append(Example(values.get("id") or f"line{line}", seq, target))
     return out

@@ -50,6 +50,7 @@ def test_fasta_headers_and_bed_columns(genome, tmp_path):
     [
         ("m.tsv", "sequence\tother\nACGT\t1\n", MalformedInputError, "m.tsv:1"),
         ("p.tsv", "sequence\tlabel\nACGT\t1\nACXT\t0\n", MalformedInputError, "p.tsv:3"),
+        ("e.tsv", "sequence\tlabel\nACGT\tpos\nACGA\t\n", MalformedInputError, "e.tsv:3: missing label"),
         ("r.tsv", "region\tlabel\nMIIJ01000039.1:199990-200010\t1\n", InconsistentDataError, "199990"),
         ("h.fa", ">s1 kind=1\nACGT\n", MalformedInputError, "record 1"),
     ],
