@@ -85,6 +85,9 @@ class GenomeDataModule(L.LightningDataModule):
         if any(n < 2 or s < 0 for n, s in self.stages):
             raise UsageError(f"curriculum stages must be [length >= 2, steps >= 0] pairs, got {self.stages}")
         self.eval_length = eval_length or self.stages[-1][0]
+        if tokens_per_step < max(n for n, _ in self.stages):
+            log.warning("tokens_per_step %d is less than one window of %d bases: such steps take one window each",
+                        tokens_per_step, max(n for n, _ in self.stages))  # fmt: skip
         self.sampler: ResumableSampler | None = None
         self._last_batch = 0  # size of the last training batch taken
         self._restored: dict[str, int] | None = None

@@ -17,6 +17,7 @@ the training loop can log it.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -33,6 +34,8 @@ from genolong.tokenizers.alphabet import as_bytes, reverse_complement
 _IS_N = np.zeros(256, dtype=bool)
 _IS_N[[ord("N"), ord("n")]] = True
 MAX_REDRAWS = 1000
+
+log = logging.getLogger(__name__)
 
 
 def n_fraction(seq: str) -> float:
@@ -91,6 +94,10 @@ class GenomeWindows(Dataset):
         self.regions: list[Region] = resolve_regions(regions, self._fasta.lengths)
         self.skipped: Counter[str] = Counter()
         self.windows: list[Region] = self._tile() if sampling == "tile" else []
+        short = [r for r in self.regions if r.length < length]
+        if sampling == "random" and short:
+            log.warning("%d of %d regions are shorter than the %d-base window (e.g. %s): their windows are shorter",
+                        len(short), len(self.regions), length, short[0])  # fmt: skip
         weights = np.array([r.length for r in self.regions], dtype=np.float64)
         self._region_p = weights / weights.sum()  # (R,) chance of drawing each region
 

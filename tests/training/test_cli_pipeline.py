@@ -82,6 +82,12 @@ def test_evaluate_reports_model_and_markov(trained, source, cli, tmp_path):
     assert set(result["markov_by_order"]) == {str(k) for k in range(11)}
 
 
+def test_a_missing_config_file_is_missing_input(cli, tmp_path):
+    for args in (["--config", str(tmp_path / "nope.yaml")], [f"--config={tmp_path / 'nope.yaml'}"]):
+        out = cli("fit", *args, cwd=REPO)
+        assert out.returncode == 3 and "nope.yaml" in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
 def test_bad_preset_is_a_usage_error_not_a_traceback(cli):
     out = cli(
         "fit", "--config", TINY, "--model.init_args.preset", "nope", "--trainer.fast_dev_run", "1", cwd=REPO
