@@ -38,12 +38,25 @@ class GenoLongLightningCLI(LightningCLI):
     def _parse_ckpt_path(self) -> None:
         # LightningCLI reads --ckpt_path's hyper-parameters with its own torch.load, before genolong's safe
         # loader: a truncated or foreign file must still end as genolong's one-line error (exit 4 or 8).
+        subcommand = self.config.get("subcommand")
+        before = self._model_arguments(subcommand)
         try:
             super()._parse_ckpt_path()
         except Exception as error:
             path = self.config[self.config.subcommand].get("ckpt_path")
             load_checkpoint_safely(path)  # raises the genolong error that says what is wrong with the file
             raise error
+        after = self._model_arguments(subcommand)
+        replaced = sorted(k for k in before if k in after and before[k] != after[k])
+        if replaced:  # the checkpoint's hyper-parameters win over the config and the command line
+            log.warning("resuming from %s: its model settings replace the ones given for %s",
+                        self.config[subcommand].get("ckpt_path"), ", ".join(replaced))  # fmt: skip
+
+    def _model_arguments(self, subcommand: str | None) -> dict[str, Any]:
+        """The model's init arguments in the parsed config (empty without a subcommand)."""
+        model = self.config[subcommand].get("model") if subcommand else None
+        arguments = model.get("init_args") if model is not None else None
+        return arguments.as_dict() if arguments is not None else {}
 
     def after_fit(self) -> None:
         # Always leave a checkpoint of the final weights, whatever the periodic checkpoint schedule.

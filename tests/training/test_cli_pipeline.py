@@ -68,6 +68,15 @@ def test_resuming_from_a_truncated_checkpoint_is_malformed_input(trained, cli, t
     assert out.returncode == 4 and "cut.ckpt" in out.stderr and "Traceback" not in out.stderr, out.stderr[-2000:]
 
 
+def test_resuming_says_which_given_model_settings_the_checkpoint_replaces(trained, cli, tmp_path):
+    ckpt, _ = trained
+    out = cli("fit", "--config", TINY, *QUICK, "--trainer.max_steps", "4", "--model.init_args.lr", "0.001",
+              "--trainer.default_root_dir", tmp_path, "--checkpoint.dirpath", tmp_path / "ckpt",
+              "--ckpt_path", ckpt, cwd=REPO)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "its model settings replace the ones given for lr" in out.stderr
+
+
 @pytest.mark.parametrize("source", ["checkpoint", "exported"])
 def test_evaluate_reports_model_and_markov(trained, source, cli, tmp_path):
     model = trained[0] if source == "checkpoint" else trained[1]
