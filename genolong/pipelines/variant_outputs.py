@@ -27,6 +27,7 @@ from genolong.io.htslib import HtslibLog
 
 SUFFIXES = (".tsv", ".tsv.gz", ".parquet", ".vcf", ".vcf.gz", ".bcf")
 VCF_FIELDS = {"score": "GL_SCORE", "score_forward": "GL_SCORE_FWD", "score_reverse": "GL_SCORE_REV"}
+GL_KEYS = (*VCF_FIELDS.values(), "GL_STATUS")  # every INFO field genolong writes
 _TEXT = ("contig", "id", "ref", "alt", "variant", "kind", "status")
 RUN_LINE = "genolong_variant_scores"  # the header line naming the method and windows of a run
 
@@ -136,7 +137,7 @@ def _annotated_header(vcf: str | os.PathLike, scorer: Any) -> tuple[Any, str | N
             pass
         header = source.header.copy()
     completed = str(header) if str(header) != declared else None
-    for key in (*VCF_FIELDS.values(), "GL_STATUS"):
+    for key in GL_KEYS:
         if key in header.info:
             header.info.remove_header(key)
     for record in [r for r in header.records if r.key == RUN_LINE]:
@@ -167,7 +168,7 @@ def _copy_with_header(vcf: str | os.PathLike, header: str, path: Path) -> None:
 
 def _clear_annotations(record: Any) -> None:
     """Drop GL_* values an earlier run left on a record that gets none now (no ALT)."""
-    for key in (*VCF_FIELDS.values(), "GL_STATUS"):
+    for key in GL_KEYS:
         if key in record.info:
             del record.info[key]
 
