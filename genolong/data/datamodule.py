@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 
 from genolong.data.datasets import GenomeWindows, PadCollate
 from genolong.data.reads import ReadSequences
+from genolong.data.regions import resolve_regions, shared_bases
 from genolong.data.samplers import ResumableSampler
 from genolong.errors import UsageError
 
@@ -166,6 +167,11 @@ class GenomeDataModule(L.LightningDataModule):
         """The fixed tiling of an evaluation split; tiles skipped for their N content are reported, since the
         split's metrics then cover only the rest."""
         tiles = self._windows(regions, self.eval_length, "tile")
+        if not self.hparams.reads:  # windows of the reference: the split must not be trained on
+            shared = shared_bases(tiles.regions, resolve_regions(self.hparams.train_regions, tiles.lengths))
+            if shared:
+                log.warning("%s: its regions share %d bases with the training regions, so its metrics are not held "
+                            "out", split, shared)  # fmt: skip
         if tiles.skipped["n_fraction"]:
             log.warning("%s: %d of %d windows of %d bases skipped (more than %.0f%% N); its metrics cover the other %d",
                         split, tiles.skipped["n_fraction"], tiles.skipped["n_fraction"] + len(tiles), self.eval_length,

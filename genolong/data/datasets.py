@@ -104,6 +104,11 @@ class GenomeWindows(Dataset):
     def __len__(self) -> int:
         return len(self.windows) if self.sampling == "tile" else self.samples_per_epoch
 
+    @property
+    def lengths(self) -> dict[str, int]:
+        """Contig lengths of the FASTA."""
+        return self._fasta.lengths
+
     def _tile(self) -> list[Region]:
         if self.stride > self.length:
             raise UsageError(

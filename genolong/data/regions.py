@@ -67,3 +67,14 @@ def _regions_from_bed(path: Path, lengths: Mapping[str, int]) -> list[Region]:
 
 def total_length(regions: Iterable[Region]) -> int:
     return sum(r.length for r in regions)
+
+
+def shared_bases(a: Iterable[Region], b: Iterable[Region]) -> int:
+    """Bases covered by both sets of regions (each set's own overlaps counted once)."""
+    from genolong.io.intervals import merged_length
+
+    by_contig: dict[str, tuple[list, list]] = {}
+    for side, regions in enumerate((a, b)):
+        for r in regions:
+            by_contig.setdefault(r.contig, ([], []))[side].append((r.start, r.end))
+    return sum(merged_length(x) + merged_length(y) - merged_length(x + y) for x, y in by_contig.values())

@@ -34,3 +34,14 @@ def test_short_regions_and_steps_below_one_window_are_reported(tmp_path, caplog)
         data.train_dataloader()
     assert "tokens_per_step 100 is less than one window of 256 bases" in caplog.text
     assert "1 of 2 regions are shorter than the 256-base window (e.g. g:1-100)" in caplog.text
+
+
+def test_validation_regions_overlapping_training_are_reported(tmp_path, caplog):
+    fasta = str(genome(tmp_path))
+    with caplog.at_level(logging.WARNING, logger="genolong.data.datamodule"):
+        GenomeDataModule(fasta, train_regions=["g:1-2000"], val_regions=["g:2001-3000"],
+                         stages=[[256, 0]], tokens_per_step=512).val_dataloader()  # fmt: skip
+        assert "share" not in caplog.text
+        GenomeDataModule(fasta, train_regions=["g:1-2000", "g:1501-2100"], val_regions=["g:2001-3000"],
+                         stages=[[256, 0]], tokens_per_step=512).val_dataloader()  # fmt: skip
+    assert "validation: its regions share 100 bases with the training regions" in caplog.text
