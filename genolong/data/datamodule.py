@@ -90,7 +90,7 @@ class GenomeDataModule(L.LightningDataModule):
             log.warning("tokens_per_step %d is less than one window of %d bases: such steps take one window each",
                         tokens_per_step, max(n for n, _ in self.stages))  # fmt: skip
         self.sampler: ResumableSampler | None = None
-        self._last_batch = 0  # size of the last training batch taken
+        self._eval_tiles: dict[str, GenomeWindows] = {}  # per split: fixed, so built (and reported) once
         self._restored: dict[str, int] | None = None
         self._reads: ReadSequences | None = None  # read once, re-cut per curriculum stage
 
@@ -166,7 +166,9 @@ class GenomeDataModule(L.LightningDataModule):
     def _tiles(self, split: str, regions: Any) -> GenomeWindows:
         """The fixed tiling of an evaluation split; tiles skipped for their N content are reported, since the
         split's metrics then cover only the rest."""
-        tiles = self._windows(regions, self.eval_length, "tile")
+        if split in self._eval_tiles:  # dataloaders are rebuilt every epoch; the tiling never changes
+            return self._eval_tiles[split]
+        tiles = self._eval_tiles[split] = self._windows(regions, self.eval_length, "tile")
         if not self.hparams.reads:  # windows of the reference: the split must not be trained on
             shared = shared_bases(tiles.regions, resolve_regions(self.hparams.train_regions, tiles.lengths))
             if shared:
@@ -182,7 +184,6 @@ class GenomeDataModule(L.LightningDataModule):
         # Called once per batch the training loop actually consumes (not per prefetched batch).
         if self.trainer is not None and self.trainer.training and self.sampler is not None:
             self.sampler.advance(len(batch["input_ids"]))
-            self._last_batch = len(batch["input_ids"])
         return batch
 
     def state_dict(self) -> dict[str, Any]:
@@ -190,7 +191,7 @@ class GenomeDataModule(L.LightningDataModule):
             return {}
         state = self.sampler.state_dict()
         if self._step_in_flight():  # a checkpoint taken inside a step (an interrupt): its batch was not trained on
-            state["consumed"] -= self._last_batch
+            state["consumed"] -= self.sampler.last_advance
         return state
 
     def _step_in_flight(self) -> bool:

@@ -43,6 +43,7 @@ class ResumableSampler(Sampler[int]):
         self.rank = rank
         self.epoch = 0
         self.consumed = 0  # samples of this epoch already trained on (this replica's count)
+        self.last_advance = 0  # samples of the latest advance (one batch)
 
     def set_epoch(self, epoch: int) -> None:
         if epoch != self.epoch:
@@ -69,6 +70,7 @@ class ResumableSampler(Sampler[int]):
     def advance(self, samples: int) -> None:
         """Record that the training loop consumed ``samples`` more samples of this epoch."""
         self.consumed += samples
+        self.last_advance = samples
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "consumed": self.consumed, "seed": self.seed}
