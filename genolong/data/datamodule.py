@@ -18,7 +18,7 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader
 
-from genolong.data.datasets import GenomeWindows, PadCollate
+from genolong.data.datasets import GenomeWindows, PadCollate, annotation_for, takes_cds
 from genolong.data.reads import ReadSequences
 from genolong.data.regions import resolve_regions, shared_bases
 from genolong.data.samplers import ResumableSampler
@@ -54,6 +54,9 @@ class GenomeDataModule(L.LightningDataModule):
             testing stay on reference tiles); see :mod:`genolong.data.reads`.
         read_regions: only reads overlapping these regions (default: the whole file).
         read_min_mapq: reads below this mapping quality are left out (counted).
+        annotation: GFF3/GTF of the CDS, read once: the codon tokenizer encodes every window in the annotated
+            reading frames (training, validation and test). Meant for ``codon`` (without it every
+            window is single bases, and a warning says so); refused with any other tokenizer.
     """
 
     def __init__(
@@ -76,6 +79,7 @@ class GenomeDataModule(L.LightningDataModule):
         reads: str | None = None,
         read_regions: list[str] | None = None,
         read_min_mapq: int = 0,
+        annotation: str | None = None,
     ):
         super().__init__()
         from genolong.tokenizers.factory import build_tokenizer
@@ -93,6 +97,13 @@ class GenomeDataModule(L.LightningDataModule):
         self._eval_tiles: dict[str, GenomeWindows] = {}  # per split: fixed, so built (and reported) once
         self._restored: dict[str, int] | None = None
         self._reads: ReadSequences | None = None  # read once, re-cut per curriculum stage
+        if annotation is None and takes_cds(self.tokenizer):
+            log.warning("the codon tokenizer has no CDS annotation (data.annotation): every window is tokenized "
+                        "as single bases, without codons")  # fmt: skip
+        if annotation is not None and reads is not None:
+            raise UsageError("a CDS annotation gives reading frames on the reference, not on reads",
+                             hint="leave out data.reads to use data.annotation")  # fmt: skip
+        self.annotation = None if annotation is None else self._read_annotation(annotation)
 
     def stage(self, epoch: int) -> tuple[int, int, int]:
         """(window length, batch size, steps) of the curriculum stage that ``epoch`` trains."""
@@ -112,7 +123,15 @@ class GenomeDataModule(L.LightningDataModule):
             max_n_fraction=hp.max_n_fraction,
             reverse_complement=hp.reverse_complement and sampling == "random",
             seed=hp.seed,
+            annotation=self.annotation,
         )
+
+    def _read_annotation(self, path: str) -> Any:
+        from genolong.io.fasta import Fasta
+
+        annotation = annotation_for(path, self.tokenizer, Fasta(self.hparams.fasta).lengths)
+        log.info("%s: %d CDS give the codon frames", path, annotation.cds_count)
+        return annotation
 
     def _read_sequences(self, length: int, samples: int) -> ReadSequences:
         hp = self.hparams

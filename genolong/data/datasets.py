@@ -13,6 +13,10 @@ tokenizer. Two samplings:
 Windows whose fraction of ``N`` exceeds ``max_n_fraction`` are skipped and counted: for tiling, once at
 construction (``skipped``); for random sampling, redrawn, with the number of redraws returned in the sample so
 the training loop can log it.
+
+With a CDS ``annotation`` (for the codon tokenizer), each window is encoded with the CDS segments overlapping
+it (:mod:`genolong.data.annotation`), flipped with the window when it is served reverse-complemented, so codon
+tokens always follow the annotated reading frame.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from genolong.data.annotation import CdsAnnotation, flip
 from genolong.data.regions import Region, resolve_regions
 from genolong.errors import InconsistentDataError, UsageError
 from genolong.tokenizers.alphabet import as_bytes, reverse_complement
@@ -58,6 +63,8 @@ class GenomeWindows(Dataset):
         reverse_complement: with probability 1/2, serve the reverse complement (random sampling).
         max_shift: shift tiled windows by up to this many bases either way (augmentation for tiled training).
         seed: base of every random draw.
+        annotation: CDS annotation (a GFF3/GTF path or a :class:`CdsAnnotation`) giving the codon tokenizer
+            its reading frame; only for tokenizers that take ``cds``.
     """
 
     def __init__(
@@ -73,6 +80,7 @@ class GenomeWindows(Dataset):
         reverse_complement: bool = False,
         max_shift: int = 0,
         seed: int = 0,
+        annotation: str | os.PathLike | CdsAnnotation | None = None,
     ):
         from genolong.io.fasta import Fasta
 
@@ -92,6 +100,7 @@ class GenomeWindows(Dataset):
         self.seed = seed
         self._fasta = Fasta(self.fasta_path)  # Fasta reopens its handle in each worker process
         self.regions: list[Region] = resolve_regions(regions, self._fasta.lengths)
+        self.annotation = annotation_for(annotation, tokenizer, self._fasta.lengths)
         self.skipped: Counter[str] = Counter()
         self.windows: list[Region] = self._tile() if sampling == "tile" else []
         short = [r for r in self.regions if r.length < length]
@@ -139,9 +148,13 @@ class GenomeWindows(Dataset):
         else:
             window, seq, redraws = self._draw(rng)
         minus = bool(self.reverse_complement and rng.random() < 0.5)
+        options = {}
+        if self.annotation is not None:
+            cds = self.annotation.segments(*_span(window))
+            options["cds"] = flip(cds, window.length) if minus else cds
         if minus:
             seq = reverse_complement(seq)
-        ids = np.asarray(self.tokenizer.encode(seq), dtype=np.int64)
+        ids = np.asarray(self.tokenizer.encode(seq, **options), dtype=np.int64)
         return {
             "input_ids": torch.from_numpy(ids),  # (T,)
             "contig": window.contig,
@@ -176,6 +189,21 @@ class GenomeWindows(Dataset):
         shift = int(rng.integers(-self.max_shift, self.max_shift + 1))
         shift = max(region.start - window.start, min(shift, region.end - window.end))
         return Region(window.contig, window.start + shift, window.end + shift)
+
+
+def takes_cds(tokenizer: Any) -> bool:
+    """Whether ``tokenizer`` encodes with a CDS annotation (the codon tokenizer)."""
+    return "cds" in getattr(tokenizer, "encode_options", ())
+
+
+def annotation_for(annotation: Any, tokenizer: Any, lengths: dict[str, int]) -> CdsAnnotation | None:
+    """``annotation`` (None, a GFF3/GTF path or a CdsAnnotation) read against ``lengths``, for ``tokenizer``."""
+    if annotation is None:
+        return None
+    if not takes_cds(tokenizer):
+        raise UsageError(f"a CDS annotation was given but the {type(tokenizer).__name__} does not use one",
+                         hint="use the codon tokenizer, or leave the annotation out")  # fmt: skip
+    return annotation if isinstance(annotation, CdsAnnotation) else CdsAnnotation(annotation, lengths)
 
 
 def _span(region: Region) -> tuple[str, int, int]:

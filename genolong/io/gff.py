@@ -249,4 +249,7 @@ def summarize_gff(path: str | os.PathLike, fasta: str | os.PathLike | None = Non
         "trans_spliced": sum(t.trans_spliced for t in transcripts),
         "cds_length_not_multiple_of_3": sum((t.length - t.phase) % 3 != 0 for t in transcripts),
         "phase_inconsistent": sum(not t.phase_consistent() for t in transcripts),
+        # CDS lines without a frame: refused as a training annotation (data.annotation); transcripts read "." as 0
+        "cds_without_strand": sum(f.type == "CDS" and f.strand is None for f in features),
+        "cds_without_phase": sum(f.type == "CDS" and f.phase is None for f in features),
     } | placement

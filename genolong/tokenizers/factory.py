@@ -68,6 +68,15 @@ def base_token_ids(tokenizer: Any) -> list[int]:
     ]
 
 
+def bases_per_token(tokenizer: Any) -> list[int]:
+    """(V,) the number of bases each scored token spells when decoded (a codon 3, a k-mer its stride, a base 1);
+    0 for every id that is not scored (see ``base_token_ids``)."""
+    spelled = [0] * len(tokenizer)
+    for i in base_token_ids(tokenizer):
+        spelled[i] = len(tokenizer.decode([i]))
+    return spelled
+
+
 def canonical_base_ids(tokenizer: Any) -> list[int]:
     """Ids of the single bases A, C, G, T, in that order."""
     return tokenizer.convert_tokens_to_ids(list("ACGT"))

@@ -1,8 +1,9 @@
 """Language-model pre-training: causal (next base) and masked (BERT-style) objectives as a LightningModule.
 
 The loss is scored only on real bases: padding, special tokens and ``N`` are never targets. Bits per base is
-the summed loss in bits over the summed number of scored bases (token-weighted, exact across batches and
-processes), for tokenizers whose tokens are single bases; for k-mer or codon tokens it is bits per token.
+the summed loss in bits over the summed number of bases the scored tokens spell (exact across batches and
+processes): a codon token spells 3 bases, a k-mer token the ``stride`` bases it owns, a single base 1, so the
+figure is comparable across tokenizers. The training loss itself is the mean over scored tokens.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class LanguageModelModule(L.LightningModule):
         from genolong.models import GenoLongForCausalLM, GenoLongForMaskedLM, get_preset
         from genolong.tokenizers.factory import (
             base_token_ids,
+            bases_per_token,
             build_tokenizer,
             canonical_base_ids,
             model_config_fields,
@@ -79,15 +81,18 @@ class LanguageModelModule(L.LightningModule):
         scored = torch.zeros(len(self.tokenizer), dtype=torch.bool)
         scored[base_token_ids(self.tokenizer)] = True
         self.register_buffer("scored", scored, persistent=False)  # (V,) which ids are real bases
+        spelled = torch.tensor(bases_per_token(self.tokenizer), dtype=torch.float32)
+        self.register_buffer("spelled", spelled, persistent=False)  # (V,) bases each scored id spells
         self.register_buffer("base_ids", torch.tensor(canonical_base_ids(self.tokenizer)), persistent=False)
-        self.val_bits, self.val_count = SumMetric(), SumMetric()
-        self.test_bits, self.test_count = SumMetric(), SumMetric()
+        self.val_bits, self.val_bases = SumMetric(), SumMetric()
+        self.test_bits, self.test_bases = SumMetric(), SumMetric()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, T, V)
 
-    def lm_loss(self, batch: dict[str, Any], draw: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """(summed loss in nats, number of scored positions) of a batch; ``draw`` seeds the masked-LM mask."""
+    def lm_loss(self, batch: dict[str, Any], draw: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(summed loss in nats, number of scored positions, number of bases they spell) of a batch; ``draw``
+        seeds the masked-LM mask."""
         ids, attention = batch["input_ids"], batch["attention_mask"]  # (B, T)
         valid = attention & self.scored[ids]  # (B, T)
         if self.hparams.objective == "causal":
@@ -97,7 +102,7 @@ class LanguageModelModule(L.LightningModule):
             corrupted, weight = self._mask(ids, valid, draw)
             logits, targets = self(corrupted, attention), ids
         nats = F.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none")  # (B, T')
-        return (nats * weight).sum(), weight.sum()
+        return (nats * weight).sum(), weight.sum(), (self.spelled[targets] * weight).sum()
 
     def _mask(self, ids: torch.Tensor, valid: torch.Tensor, draw: int) -> tuple[torch.Tensor, torch.Tensor]:
         """BERT-style corruption; the draw depends only on (seed, draw, rank), so resumes replay it."""
@@ -120,10 +125,10 @@ class LanguageModelModule(L.LightningModule):
             )
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        nats, count = self.lm_loss(batch, draw=self.global_step * 65_536 + batch_idx)
+        nats, count, bases = self.lm_loss(batch, draw=self.global_step * 65_536 + batch_idx)
         loss = nats / count.clamp(min=1)
         self.log("train/loss", loss, prog_bar=True)
-        self.log("train/bits_per_base", loss / LN2)
+        self.log("train/bits_per_base", nats / bases.clamp(min=1) / LN2)
         self.log(
             "train/redrawn_windows",
             float(batch["redraws"].sum()) if "redraws" in batch else 0.0,
@@ -132,28 +137,28 @@ class LanguageModelModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        nats, count = self.lm_loss(batch, draw=-1 - batch_idx)  # the same masks at every validation
+        nats, _, bases = self.lm_loss(batch, draw=-1 - batch_idx)  # the same masks at every validation
         self.val_bits.update(nats / LN2)
-        self.val_count.update(count)
+        self.val_bases.update(bases)
 
     def on_validation_epoch_end(self) -> None:
         self.log(
             "val/bits_per_base",
-            self.val_bits.compute() / self.val_count.compute().clamp(min=1),
+            self.val_bits.compute() / self.val_bases.compute().clamp(min=1),
             prog_bar=True,
         )
         self.val_bits.reset()
-        self.val_count.reset()
+        self.val_bases.reset()
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        nats, count = self.lm_loss(batch, draw=-1 - batch_idx)
+        nats, _, bases = self.lm_loss(batch, draw=-1 - batch_idx)
         self.test_bits.update(nats / LN2)
-        self.test_count.update(count)
+        self.test_bases.update(bases)
 
     def on_test_epoch_end(self) -> None:
-        self.log("test/bits_per_base", self.test_bits.compute() / self.test_count.compute().clamp(min=1))
+        self.log("test/bits_per_base", self.test_bits.compute() / self.test_bases.compute().clamp(min=1))
         self.test_bits.reset()
-        self.test_count.reset()
+        self.test_bases.reset()
 
     def configure_optimizers(self) -> dict:
         hp = self.hparams

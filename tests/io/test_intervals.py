@@ -222,8 +222,19 @@ def test_summarize_gff(chloroplast, cli):
     assert (summary["cds_transcripts"], summary["spliced"], summary["trans_spliced"]) == (85, 15, 2)
     assert summary["cds_length_not_multiple_of_3"] == summary["phase_inconsistent"] == 0
     assert summary["off_contig_end"] == summary["unknown_contigs"] == 0
+    assert summary["cds_without_strand"] == summary["cds_without_phase"] == 0
     result = cli("inspect", gff)
     assert result.returncode == 0 and "trans_spliced: 2" in result.stdout
+
+
+def test_inspect_counts_cds_lines_without_a_frame(tmp_path, cli):
+    gff = tmp_path / "a.gff3"
+    gff.write_text("c1\t.\tCDS\t1\t9\t.\t+\t.\tID=a\nc1\t.\tCDS\t20\t29\t.\t.\t.\tID=b\n"
+                   "c1\t.\tgene\t1\t29\t.\t.\t.\tID=g\n")  # fmt: skip
+    summary = summarize_gff(gff)
+    assert (summary["cds_without_strand"], summary["cds_without_phase"]) == (1, 2)
+    result = cli("inspect", gff)
+    assert result.returncode == 0 and "cds_without_phase: 2" in result.stdout
 
 
 BAD_GFFS = {

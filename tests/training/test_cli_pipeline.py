@@ -127,3 +127,23 @@ def test_bf16_mixed_with_activation_checkpointing_trains(cli, tmp_path):
     rows = csv.DictReader(next(tmp_path.rglob("metrics.csv")).open())
     losses = [float(row["train/loss"]) for row in rows if row.get("train/loss")]
     assert len(losses) == 3 and all(0 < loss < 10 for loss in losses)
+
+
+def test_a_codon_model_trains_on_the_annotated_frames(cli, tmp_path):
+    gff = REPO / "data" / "ecoli_200k.cds.gff3"
+    out = cli("fit", "--config", TINY, *QUICK, "--model.init_args.tokenizer", "codon",
+              "--data.init_args.tokenizer", "codon", "--data.init_args.annotation", gff,
+              "--trainer.log_every_n_steps", "1", "--trainer.default_root_dir", tmp_path, cwd=REPO)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "184 CDS give the codon frames" in out.stderr
+    rows = [row for row in csv.DictReader(next(tmp_path.rglob("metrics.csv")).open()) if row.get("train/loss")]
+    # a near-untrained model over 149 tokens pays ~5 nats a token; codons put ~2.4 tokens in 3 bases
+    assert len(rows) == 3
+    assert all(float(row["train/loss"]) > 4 for row in rows)
+    assert all(2.0 < float(row["train/bits_per_base"]) < 4.0 for row in rows)
+
+
+def test_an_annotation_with_a_single_base_tokenizer_is_a_usage_error(cli, tmp_path):
+    out = cli("fit", "--config", TINY, *QUICK, "--data.init_args.annotation", REPO / "data" / "ecoli_200k.cds.gff3",
+              "--trainer.default_root_dir", tmp_path, cwd=REPO)  # fmt: skip
+    assert out.returncode == 2 and "does not use one" in out.stderr and "Traceback" not in out.stderr
