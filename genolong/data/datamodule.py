@@ -18,7 +18,7 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader
 
-from genolong.data.datasets import GenomeWindows, PadCollate, annotation_for, takes_cds
+from genolong.data.datasets import GenomeWindows, PadCollate, annotation_for
 from genolong.data.reads import ReadSequences
 from genolong.data.regions import resolve_regions, shared_bases
 from genolong.data.samplers import ResumableSampler
@@ -97,6 +97,8 @@ class GenomeDataModule(L.LightningDataModule):
         self._eval_tiles: dict[str, GenomeWindows] = {}  # per split: fixed, so built (and reported) once
         self._restored: dict[str, int] | None = None
         self._reads: ReadSequences | None = None  # read once, re-cut per curriculum stage
+        from genolong.tokenizers.factory import takes_cds
+
         if annotation is None and takes_cds(self.tokenizer):
             log.warning("the codon tokenizer has no CDS annotation (data.annotation): every window is tokenized "
                         "as single bases, without codons")  # fmt: skip

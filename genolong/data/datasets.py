@@ -35,6 +35,7 @@ from genolong.data.annotation import CdsAnnotation, flip
 from genolong.data.regions import Region, resolve_regions
 from genolong.errors import InconsistentDataError, UsageError
 from genolong.tokenizers.alphabet import as_bytes, reverse_complement
+from genolong.tokenizers.factory import takes_cds
 
 _IS_N = np.zeros(256, dtype=bool)
 _IS_N[[ord("N"), ord("n")]] = True
@@ -189,11 +190,6 @@ class GenomeWindows(Dataset):
         shift = int(rng.integers(-self.max_shift, self.max_shift + 1))
         shift = max(region.start - window.start, min(shift, region.end - window.end))
         return Region(window.contig, window.start + shift, window.end + shift)
-
-
-def takes_cds(tokenizer: Any) -> bool:
-    """Whether ``tokenizer`` encodes with a CDS annotation (the codon tokenizer)."""
-    return "cds" in getattr(tokenizer, "encode_options", ())
 
 
 def annotation_for(annotation: Any, tokenizer: Any, lengths: dict[str, int]) -> CdsAnnotation | None:

@@ -106,9 +106,10 @@ class SequenceTaskDataModule(L.LightningDataModule):
         if (task == "tracks") != (bam is not None):
             raise UsageError("the tracks task takes its targets from data.bam, and only it does")
         self.save_hyperparameters()
-        from genolong.tokenizers.factory import build_tokenizer
+        from genolong.tokenizers.factory import build_tokenizer, refuse_without_annotation
 
         self.tokenizer = build_tokenizer(tokenizer)
+        refuse_without_annotation(self.tokenizer, "fine-tuning on labelled sequences")
         self.datasets: dict[str, LabelledSequences] = {}
         self.classes: list[str] = list(classes or [])
 

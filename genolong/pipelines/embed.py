@@ -34,6 +34,7 @@ import torch
 from tqdm.auto import tqdm
 
 from genolong.errors import InconsistentDataError, NonFiniteError, UsageError
+from genolong.tokenizers.factory import refuse_without_annotation
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ def embed_sequences(model: Any, tokenizer: Any, sequences: Sequence[str], *, poo
     """(N, D) float32 pooled embeddings, or for ``pooling="none"`` a list of (L_i, D) arrays."""
     if pooling not in POOLINGS:
         raise UsageError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    refuse_without_annotation(tokenizer, "embedding")
     empty = [i for i, s in enumerate(sequences) if not s]
     if empty:
         raise UsageError(f"sequence {empty[0]} (0-based) is empty: it has no embedding", hint="leave it out")

@@ -42,6 +42,7 @@ from genolong.io.variants import read_variants
 from genolong.pipelines.loading import load_model, parse_dtype
 from genolong.pipelines.variant_methods import EXTRA_COLUMNS, METHODS, Scoring, has_predicted_tokens, score_strand
 from genolong.pipelines.variant_windows import WINDOW_MODES, VariantWindows, variant_windows
+from genolong.tokenizers.factory import refuse_without_annotation
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ class VariantScorer:
             raise UsageError(f"window must be between 2 and the model's context ({context}), got {window}")
         if batch_size < 1:
             raise UsageError(f"batch_size must be positive, got {batch_size}")
+        refuse_without_annotation(tokenizer, "variant scoring")
         if len(tokenizer.encode("ACGTN")) != 5:
             raise UsageError("variant scoring needs a single-base tokenizer without special tokens")
         self.method = _resolve_method(method, model)

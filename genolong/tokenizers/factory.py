@@ -68,6 +68,20 @@ def base_token_ids(tokenizer: Any) -> list[int]:
     ]
 
 
+def takes_cds(tokenizer: Any) -> bool:
+    """Whether ``tokenizer`` encodes with a CDS annotation (the codon tokenizer)."""
+    return "cds" in getattr(tokenizer, "encode_options", ())
+
+
+def refuse_without_annotation(tokenizer: Any, task: str, model: Any = None) -> None:
+    """Raise UsageError if ``tokenizer`` needs a CDS annotation, which ``task`` cannot give it: a codon model
+    fed single bases where it was trained on codons gives answers that look fine and are not."""
+    if takes_cds(tokenizer):
+        raise UsageError(f"{task} gives the model no CDS annotation, and its codon tokenizer needs one (it would "
+                         "see single bases where it was trained on codons)", path=model,
+                         hint="use a model with a nucleotide or k-mer tokenizer here")  # fmt: skip
+
+
 def bases_per_token(tokenizer: Any) -> list[int]:
     """(V,) the number of bases each scored token spells when decoded (a codon 3, a k-mer its stride, a base 1);
     0 for every id that is not scored (see ``base_token_ids``)."""

@@ -18,6 +18,7 @@ from genolong.io.fasta import Fasta
 from genolong.io.gff import read_gff
 from genolong.tokenizers.cds import CdsSegment
 from genolong.tokenizers.factory import build_tokenizer
+from tests.conftest import DATA
 
 CODON = build_tokenizer("codon")
 CONTIG = "MIIJ01000039.1"
@@ -161,3 +162,22 @@ def test_bits_per_base_counts_the_bases_tokens_spell(ecoli_fasta, ecoli_gff, spe
     assert bases.item() == 1800 - first
     assert tokens.item() == sum(len(row) - 1 for row in ids)
     assert (tokens < bases) == (spec != "nucleotide")
+
+
+def test_pipelines_that_give_no_annotation_refuse_codon_models(ecoli_fasta):
+    from genolong.data.task_datamodule import SequenceTaskDataModule
+    from genolong.models import GenoLongForCausalLM, get_preset
+    from genolong.pipelines.embed import embed_sequences
+    from genolong.pipelines.variant_effect import VariantScorer
+    from genolong.tokenizers.factory import model_config_fields
+
+    model = GenoLongForCausalLM(get_preset("tiny-hyena", **model_config_fields(CODON))).eval()
+    with pytest.raises(UsageError, match="variant scoring .* codon tokenizer needs one"):
+        VariantScorer(model, CODON, ecoli_fasta)
+    with pytest.raises(UsageError, match="embedding .* codon tokenizer needs one"):
+        embed_sequences(model, CODON, ["ATGAAATAG"])
+    with pytest.raises(UsageError, match="fine-tuning .* codon tokenizer needs one"):
+        SequenceTaskDataModule(train=str(DATA / "ecoli_200k.labels.tsv"), tokenizer="codon")
+    nucleotide = build_tokenizer("nucleotide")
+    plain = GenoLongForCausalLM(get_preset("tiny-hyena", **model_config_fields(nucleotide))).eval()
+    assert embed_sequences(plain, nucleotide, ["ATGAAATAG"]).shape == (1, plain.config.d_model)
