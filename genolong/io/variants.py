@@ -181,12 +181,31 @@ class VariantReader:
             yield from batch
             if error is not None:
                 failed = [(lv, t) for n, (lv, t) in notes if n == failing]
-                detail = "; ".join(t for lv, t in failed if lv == "E") or "; ".join(t for _, t in failed)
+                detail = self._diagnose(failing) or "; ".join(t for lv, t in failed if lv == "E") or "; ".join(
+                    t for _, t in failed
+                )
                 raise MalformedInputError(
                     f"cannot parse record {failing}: {detail or error}", path=self.path,
                     line=self._line(failing), hint="columns: CHROM POS ID REF ALT QUAL FILTER INFO")
             if len(batch) < BATCH:
                 return
+
+    def _diagnose(self, number: int) -> str | None:
+        """What is wrong with the columns of record ``number`` of a text VCF, where htslib's words (e.g.
+        "truncated file" for a short row) would mislead; None if its columns look right."""
+        line = self._line(number)
+        if line is None:
+            return None
+        with open_text(self.path) as handle:
+            text = next(itertools.islice(handle, line - 1, None), "").rstrip("\r\n")
+        columns = text.split("\t")
+        if len(columns) >= 8:
+            return None
+        if not text.strip():
+            return "it is a blank line"
+        spaces = " (its fields are separated by spaces, not tabs)" if len(text.split()) >= 8 else ""
+        plural = "s" if len(columns) > 1 else ""
+        return f"it has {len(columns)} tab-separated column{plural} where a VCF record needs at least 8{spaces}"
 
     def _line(self, number: int) -> int | None:
         """The 1-based line of record ``number`` in a text VCF (None for BCF)."""

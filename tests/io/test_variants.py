@@ -309,8 +309,11 @@ BAD_VCFS = {
         5,
         "Could not parse the position 'abc'",
     ),
-    "columns": (HEADER + "c1\t2\t.\tC\n", 4, "cannot parse record 1"),
-    "blank": (HEADER + "c1\t2\t.\tC\tT\t.\t.\t.\n\n", 5, "cannot parse record 2"),
+    "columns": (HEADER + "c1\t2\t.\tC\n", 4, "cannot parse record 1: it has 4 tab-separated columns where"),
+    "seven_columns": (HEADER + "c1\t2\t.\tC\tT\t.\t.\t.\nc1\t3\t.\tC\tT\t.\tPASS\n", 5, "record 2: it has 7 tab"),
+    "spaces": (HEADER + "c1 2 . C T . . .\n", 4, "1 tab-separated column where a VCF record needs at least 8 (its "
+               "fields are separated by spaces, not tabs)"),
+    "blank": (HEADER + "c1\t2\t.\tC\tT\t.\t.\t.\n\n", 5, "cannot parse record 2: it is a blank line"),
     "no_chrom_line": ("##fileformat=VCFv4.2\nc1\t2\t.\tC\tT\t.\t.\t.\n", None, "no '#CHROM POS ID REF ALT"),
     "not_vcf": ("chrom\tstart\tend\nc1\t2\t3\n", 1, "expected ##fileformat=VCFv4.x"),
     "empty": ("", None, "the file is empty"),
