@@ -57,6 +57,9 @@ class GenomeDataModule(L.LightningDataModule):
         annotation: GFF3/GTF of the CDS, read once: the codon tokenizer encodes every window in the annotated
             reading frames (training, validation and test). Meant for ``codon`` (without it every
             window is single bases, and a warning says so); refused with any other tokenizer.
+        soft_mask_weight: weight in the training loss of tokens spelling soft-masked (lowercase, repeat-masked)
+            bases: 1 trains on them like any base (the default), 0 leaves them out, 0.1 down-weights them as GPN
+            does. Validation and test bits per base always count every base.
     """
 
     def __init__(
@@ -80,6 +83,7 @@ class GenomeDataModule(L.LightningDataModule):
         read_regions: list[str] | None = None,
         read_min_mapq: int = 0,
         annotation: str | None = None,
+        soft_mask_weight: float = 1.0,
     ):
         super().__init__()
         from genolong.tokenizers.factory import build_tokenizer
@@ -102,6 +106,11 @@ class GenomeDataModule(L.LightningDataModule):
         if annotation is None and takes_cds(self.tokenizer):
             log.warning("the codon tokenizer has no CDS annotation (data.annotation): every window is tokenized "
                         "as single bases, without codons")  # fmt: skip
+        if not 0.0 <= soft_mask_weight <= 1.0:
+            raise UsageError(f"soft_mask_weight must be in [0, 1], got {soft_mask_weight}")
+        if soft_mask_weight != 1.0 and reads is not None:
+            raise UsageError("soft_mask_weight weighs soft-masked reference bases; reads carry no soft mask",
+                             hint="leave out data.reads to use data.soft_mask_weight")  # fmt: skip
         if annotation is not None and reads is not None:
             raise UsageError("a CDS annotation gives reading frames on the reference, not on reads",
                              hint="leave out data.reads to use data.annotation")  # fmt: skip
@@ -126,6 +135,7 @@ class GenomeDataModule(L.LightningDataModule):
             reverse_complement=hp.reverse_complement and sampling == "random",
             seed=hp.seed,
             annotation=self.annotation,
+            soft_mask_weight=hp.soft_mask_weight if sampling == "random" else 1.0,  # evaluation counts every base
         )
 
     def _read_annotation(self, path: str) -> Any:

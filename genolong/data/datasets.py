@@ -14,6 +14,10 @@ Windows whose fraction of ``N`` exceeds ``max_n_fraction`` are skipped and count
 construction (``skipped``); for random sampling, redrawn, with the number of redraws returned in the sample so
 the training loop can log it.
 
+With ``soft_mask_weight`` below 1, each sample carries ``loss_weight`` (T,): that weight for every token that
+spells a soft-masked (lowercase: repeat-masked) base, 1 elsewhere, so repeats count less in (or, at 0, drop out
+of) the training loss, as GPN does; the tokens themselves are unchanged.
+
 With a CDS ``annotation`` (for the codon tokenizer), each window is encoded with the CDS segments overlapping
 it (:mod:`genolong.data.annotation`), flipped with the window when it is served reverse-complemented, so codon
 tokens always follow the annotated reading frame.
@@ -66,6 +70,7 @@ class GenomeWindows(Dataset):
         seed: base of every random draw.
         annotation: CDS annotation (a GFF3/GTF path or a :class:`CdsAnnotation`) giving the codon tokenizer
             its reading frame; only for tokenizers that take ``cds``.
+        soft_mask_weight: loss weight of tokens spelling soft-masked bases (1: no ``loss_weight`` is served).
     """
 
     def __init__(
@@ -82,11 +87,14 @@ class GenomeWindows(Dataset):
         max_shift: int = 0,
         seed: int = 0,
         annotation: str | os.PathLike | CdsAnnotation | None = None,
+        soft_mask_weight: float = 1.0,
     ):
         from genolong.io.fasta import Fasta
 
         if length < 1:
             raise UsageError(f"window length must be positive, got {length}")
+        if not 0.0 <= soft_mask_weight <= 1.0:
+            raise UsageError(f"soft_mask_weight must be in [0, 1], got {soft_mask_weight}")
         if sampling not in ("random", "tile"):
             raise UsageError(f"sampling must be 'random' or 'tile', got {sampling!r}")
         self.fasta_path = os.fspath(fasta)
@@ -99,6 +107,7 @@ class GenomeWindows(Dataset):
         self.reverse_complement = reverse_complement
         self.max_shift = max_shift
         self.seed = seed
+        self.soft_mask_weight = float(soft_mask_weight)
         self._fasta = Fasta(self.fasta_path)  # Fasta reopens its handle in each worker process
         self.regions: list[Region] = resolve_regions(regions, self._fasta.lengths)
         self.annotation = annotation_for(annotation, tokenizer, self._fasta.lengths)
@@ -155,15 +164,14 @@ class GenomeWindows(Dataset):
             options["cds"] = flip(cds, window.length) if minus else cds
         if minus:
             seq = reverse_complement(seq)
-        ids = np.asarray(self.tokenizer.encode(seq, **options), dtype=np.int64)
-        return {
-            "input_ids": torch.from_numpy(ids),  # (T,)
-            "contig": window.contig,
-            "start": window.start,
-            "end": window.end,
-            "minus_strand": minus,
-            "redraws": redraws,
-        }
+        item: dict[str, Any] = {"contig": window.contig, "start": window.start, "end": window.end,
+                                "minus_strand": minus, "redraws": redraws}  # fmt: skip
+        if self.soft_mask_weight == 1.0:
+            ids = self.tokenizer.encode(seq, **options)
+        else:
+            ids, soft = soft_masked_tokens(self.tokenizer, seq, **options)
+            item["loss_weight"] = torch.from_numpy(np.where(soft, self.soft_mask_weight, 1.0).astype(np.float32))
+        return {"input_ids": torch.from_numpy(np.asarray(ids, dtype=np.int64))} | item  # (T,) each
 
     def _draw(self, rng: np.random.Generator) -> tuple[Region, str, int]:
         """(window, its sequence, number of windows redrawn for too many N)."""
@@ -192,6 +200,17 @@ class GenomeWindows(Dataset):
         return Region(window.contig, window.start + shift, window.end + shift)
 
 
+def soft_masked_tokens(tokenizer: Any, seq: str, **options: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(ids (T,), soft (T,) bool): whether any base a token spells (its own bases, up to the next token's
+    start) is soft-masked, i.e. lowercase."""
+    from genolong.tokenizers.vocab import soft_mask_of
+
+    ids, starts = tokenizer.encode_with_positions(seq, **options)  # (T,), (T,) first base of each token
+    lowercase_before = np.concatenate([[0], np.cumsum(soft_mask_of(seq))])  # (L + 1,)
+    ends = np.append(starts[1:], len(seq))
+    return ids, lowercase_before[ends] > lowercase_before[starts]
+
+
 def annotation_for(annotation: Any, tokenizer: Any, lengths: dict[str, int]) -> CdsAnnotation | None:
     """``annotation`` (None, a GFF3/GTF path or a CdsAnnotation) read against ``lengths``, for ``tokenizer``."""
     if annotation is None:
@@ -216,13 +235,18 @@ class PadCollate:
         longest = max(item["input_ids"].numel() for item in items)
         input_ids = torch.full((len(items), longest), self.pad_token_id, dtype=torch.long)  # (B, T)
         mask = torch.zeros((len(items), longest), dtype=torch.bool)  # (B, T)
+        weights = torch.zeros((len(items), longest)) if "loss_weight" in items[0] else None  # (B, T)
         for row, item in enumerate(items):
             n = item["input_ids"].numel()
             input_ids[row, :n] = item["input_ids"]
             mask[row, :n] = True
+            if weights is not None:
+                weights[row, :n] = item["loss_weight"]
         batch: dict[str, Any] = {"input_ids": input_ids, "attention_mask": mask}
+        if weights is not None:
+            batch["loss_weight"] = weights
         for key in items[0]:
-            if key != "input_ids":
+            if key not in ("input_ids", "loss_weight"):
                 values = [item[key] for item in items]
                 batch[key] = torch.tensor(values) if isinstance(values[0], (int, bool)) else values
         return batch

@@ -91,16 +91,19 @@ class LanguageModelModule(L.LightningModule):
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, T, V)
 
     def lm_loss(self, batch: dict[str, Any], draw: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(summed loss in nats, number of scored positions, number of bases they spell) of a batch; ``draw``
-        seeds the masked-LM mask."""
+        """(summed loss in nats, number of scored positions, number of bases they spell) of a batch, each
+        position counted by its ``loss_weight`` where the batch has one; ``draw`` seeds the masked-LM mask."""
         ids, attention = batch["input_ids"], batch["attention_mask"]  # (B, T)
         valid = attention & self.scored[ids]  # (B, T)
-        if self.hparams.objective == "causal":
+        causal = self.hparams.objective == "causal"
+        if causal:
             logits = self(ids, attention)[:, :-1]  # (B, T-1, V)
             targets, weight = ids[:, 1:], valid[:, 1:]
         else:
             corrupted, weight = self._mask(ids, valid, draw)
             logits, targets = self(corrupted, attention), ids
+        if "loss_weight" in batch:  # soft-masked bases weighed down (training windows; see GenomeDataModule)
+            weight = weight * batch["loss_weight"][:, 1:] if causal else weight * batch["loss_weight"]  # (B, T')
         nats = F.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none")  # (B, T')
         return (nats * weight).sum(), weight.sum(), (self.spelled[targets] * weight).sum()
 
