@@ -80,7 +80,7 @@ class GenomeDataModule(L.LightningDataModule):
         eval_batch_size: int = 8,
         seed: int = 0,
         reads: str | None = None,
-        read_regions: list[str] | None = None,
+        read_regions: str | list[str] | None = None,
         read_min_mapq: int = 0,
         annotation: str | None = None,
         soft_mask_weight: float = 1.0,
@@ -117,9 +117,12 @@ class GenomeDataModule(L.LightningDataModule):
         self.annotation = None if annotation is None else self._read_annotation(annotation)
 
     def stage(self, epoch: int) -> tuple[int, int, int]:
-        """(window length, batch size, steps) of the curriculum stage that ``epoch`` trains."""
+        """(window length, batch size, steps) of the curriculum stage that ``epoch`` trains. With reads, the
+        batch size counts the bases a sample holds on average (a read shorter than the window is served whole),
+        so a step still sees about ``tokens_per_step`` bases."""
         length, steps = self.stages[min(epoch, len(self.stages) - 1)]
-        batch_size = max(1, self.hparams.tokens_per_step // length)
+        served = self._read_sequences(length).mean_piece_length() if self.hparams.reads else length
+        batch_size = max(1, round(self.hparams.tokens_per_step / served))
         return length, batch_size, steps or self.hparams.steps_per_epoch
 
     def _windows(self, regions: Any, length: int, sampling: str, samples: int = 0) -> GenomeWindows:
@@ -139,19 +142,22 @@ class GenomeDataModule(L.LightningDataModule):
         )
 
     def _read_annotation(self, path: str) -> Any:
-        from genolong.io.fasta import Fasta
-
-        annotation = annotation_for(path, self.tokenizer, Fasta(self.hparams.fasta).lengths)
+        annotation = annotation_for(path, self.tokenizer, _fasta_lengths(self.hparams.fasta))
         log.info("%s: %d CDS give the codon frames", path, annotation.cds_count)
         return annotation
 
-    def _read_sequences(self, length: int, samples: int) -> ReadSequences:
+    def _read_sequences(self, length: int) -> ReadSequences:
+        """The reads (read once; validation and test regions held out), cut into pieces of ``length`` bases."""
         hp = self.hparams
         if self._reads is None:
-            self._reads = ReadSequences(hp.reads, self.tokenizer, length, regions=hp.read_regions,
+            lengths = _fasta_lengths(hp.fasta)
+            held_out = [r for spec in (hp.val_regions, hp.test_regions) if spec is not None
+                        for r in resolve_regions(spec, lengths)]  # fmt: skip
+            self._reads = ReadSequences(hp.reads, self.tokenizer, length, regions=_as_list(hp.read_regions),
                                         reverse_complement=hp.reverse_complement, seed=hp.seed,
-                                        reference=hp.fasta, min_mapq=hp.read_min_mapq)  # fmt: skip
-        self._reads.length, self._reads.samples = length, samples
+                                        reference=hp.fasta, min_mapq=hp.read_min_mapq,
+                                        max_n_fraction=hp.max_n_fraction, held_out=held_out)  # fmt: skip
+        self._reads.length = length
         return self._reads
 
     def _loader(self, dataset: GenomeWindows, batch_size: int, sampler: Any = None) -> DataLoader:
@@ -173,7 +179,8 @@ class GenomeDataModule(L.LightningDataModule):
         rank = self.trainer.global_rank if self.trainer is not None else 0
         epoch_size = steps * batch_size * replicas
         if self.hparams.reads:
-            dataset = self._read_sequences(length, epoch_size)
+            dataset = self._read_sequences(length)
+            dataset.samples = epoch_size
         else:
             dataset = self._windows(self.hparams.train_regions, length, "random", samples=epoch_size)
         self.sampler = ResumableSampler(
@@ -184,7 +191,8 @@ class GenomeDataModule(L.LightningDataModule):
             self.sampler.consumed = self._restored["consumed"]
             log.info("resuming epoch %d after %d samples", epoch, self.sampler.consumed)
         self._restored = None
-        log.info("epoch %d: windows of %d bases, batch size %d, %d steps", epoch, length, batch_size, steps)
+        what = "pieces of reads of at most" if self.hparams.reads else "windows of"
+        log.info("epoch %d: %s %d bases, batch size %d, %d steps", epoch, what, length, batch_size, steps)
         return self._loader(dataset, batch_size, self.sampler)
 
     def val_dataloader(self) -> DataLoader:
@@ -236,3 +244,14 @@ class GenomeDataModule(L.LightningDataModule):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state:
             self._restored = {"epoch": int(state["epoch"]), "consumed": int(state["consumed"])}
+
+
+def _fasta_lengths(fasta: str) -> dict[str, int]:
+    from genolong.io.fasta import Fasta
+
+    with Fasta(fasta) as reference:
+        return dict(reference.lengths)
+
+
+def _as_list(regions: str | list[str] | None) -> list[str] | None:
+    return [regions] if isinstance(regions, str) else regions

@@ -58,6 +58,21 @@ class ReadFilter:
         return (flag & self.include_flags) == self.include_flags and not flag & self.exclude_mask \
             and read.mapping_quality >= self.min_mapq  # fmt: skip
 
+    def reason(self, read: Any) -> str | None:
+        """Why ``read`` is left out (``unmapped``, ``duplicate``, ``secondary``, ``supplementary``, ``qc_fail``,
+        ``flags`` for the include/exclude masks, ``low_mapq``), or None if it passes."""
+        flag = read.flag
+        for name, bit in _NAMED_FLAGS:
+            if flag & bit & self.exclude_mask:
+                return name
+        if (flag & self.include_flags) != self.include_flags or flag & self.exclude_mask:
+            return "flags"
+        return "low_mapq" if read.mapping_quality < self.min_mapq else None
+
+
+_NAMED_FLAGS = (("unmapped", UNMAPPED), ("duplicate", DUPLICATE), ("secondary", SECONDARY),
+                ("supplementary", SUPPLEMENTARY), ("qc_fail", QC_FAIL))  # fmt: skip
+
 
 def _forbid_reference_download() -> None:
     """Point REF_PATH at a local path unless it already names only local ones (htslib's default is a URL)."""
@@ -97,6 +112,10 @@ class Bam:
             messages = log.poll()
         if error is not None:
             raise self._error("cannot open as SAM/BAM/CRAM", error, messages)
+        if not (handle.is_bam or handle.is_cram or handle.is_sam):  # htslib also reads FASTA/FASTQ as unmapped
+            handle.close()
+            raise MalformedInputError("not a SAM/BAM/CRAM file (htslib reads it as unaligned FASTA/FASTQ)",
+                                      path=self.path, hint="align the reads first (genolong uses aligned reads)")
         for _, text in messages:
             if "index file is older" not in text:  # index_state() reports that, where it matters
                 logger.warning("%s: htslib: %s", self.path, text)
@@ -147,6 +166,10 @@ class Bam:
     def _require_index(self) -> None:
         state = self.index_state()
         hint = f"run `samtools index {self.path}` or Bam.index()"
+        sort_order = self._handle.header.to_dict().get("HD", {}).get("SO")
+        if self._handle.is_sam or sort_order not in (None, "coordinate"):
+            hint = "region queries need a coordinate-sorted, indexed BAM or CRAM: samtools sort -o x.bam, then " \
+                   "samtools index x.bam"  # fmt: skip
         if state == "missing":
             raise InputMissingError("region queries need an index (.bai/.csi/.crai) and there is none",
                                     path=self.path, hint=hint)  # fmt: skip
@@ -177,13 +200,15 @@ class Bam:
         """pysam AlignedSegments overlapping the region (the whole file when None) that pass
         ``ReadFilter(**filters)``."""
         keep = ReadFilter(**filters)
+        return (read for read in self.records(region, start, end) if keep.passes(read))
+
+    def records(self, region: str | None = None, start: int | None = None, end: int | None = None) -> Iterator[Any]:
+        """Every record overlapping the region (the whole file, unplaced unmapped reads included, when None)."""
         if region is None:
-            reads = self._handle.fetch(until_eof=True)
-        else:
-            contig, start, end = self.region(region, start, end)
-            self._require_index()
-            reads = self._handle.fetch(contig, start, end)
-        return (read for read in self._guarded(reads) if keep.passes(read))
+            return self._guarded(self._handle.fetch(until_eof=True))
+        contig, start, end = self.region(region, start, end)
+        self._require_index()
+        return self._guarded(self._handle.fetch(contig, start, end))
 
     def coverage(self, region: str, start: int | None = None, end: int | None = None,
                  **filters: Any) -> np.ndarray:  # fmt: skip

@@ -120,6 +120,16 @@ def test_filter_options(bam_path, all_reads, options):
         if keep.passes(r):
             assert r.mapping_quality >= keep.min_mapq and not r.is_unmapped
             assert (r.flag & keep.include_flags) == keep.include_flags and not r.flag & keep.exclude_flags
+        assert (keep.reason(r) is None) == keep.passes(r)
+
+
+def test_the_reason_a_read_is_left_out_names_its_first_failing_filter(all_reads):
+    reasons = {ReadFilter(min_mapq=30).reason(r) for r in all_reads}
+    assert {None, "unmapped", "low_mapq"} <= reasons
+    by_flag = {"duplicate": 0x400, "secondary": 0x100, "qc_fail": 0x200}
+    for name, bit in by_flag.items():
+        assert all(ReadFilter().reason(r) == name for r in all_reads if r.flag & (0x4 | 0x400 | 0x100 | 0x200) == bit)
+    assert ReadFilter(supplementary=False).reason(next(r for r in all_reads if r.flag == 0x800)) == "supplementary"
 
 
 # -- coverage ------------------------------------------------------------------------------------------------
@@ -210,6 +220,16 @@ def test_unsorted_bam_cannot_be_indexed(bam_path, all_reads, tmp_path):
     assert summarize_alignments(path)["coordinate_sorted"] is False
     with Bam(path) as bam, pytest.raises(InconsistentDataError, match="samtools sort"):
         bam.index()
+
+
+def test_region_queries_on_sam_say_to_sort_and_index(bam_path, all_reads, tmp_path):
+    path = tmp_path / "reads.sam"
+    with pysam.AlignmentFile(str(bam_path)) as src, pysam.AlignmentFile(str(path), "w", template=src) as dst:
+        for read in all_reads[:20]:
+            dst.write(read)
+    with Bam(path) as bam, pytest.raises(InputMissingError) as caught:
+        list(bam.fetch(f"{CONTIG}:1-1000"))
+    assert "samtools sort" in str(caught.value)
 
 
 # -- CRAM ----------------------------------------------------------------------------------------------------
