@@ -129,7 +129,10 @@ class LanguageModelModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         nats, count, bases = self.lm_loss(batch, draw=self.global_step * 65_536 + batch_idx)
-        loss = nats / count.clamp(min=1)
+        if count == 0:  # nothing to score (all N, or all weighted 0): zero gradients, and no loss of 0 is logged
+            self.log("train/unscored_batches", 1.0, reduce_fx="sum")
+            return nats  # 0, with its graph, so every replica still takes part in the step
+        loss = nats / count
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/bits_per_base", nats / bases.clamp(min=1) / LN2)
         self.log(

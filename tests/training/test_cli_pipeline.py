@@ -147,3 +147,19 @@ def test_an_annotation_with_a_single_base_tokenizer_is_a_usage_error(cli, tmp_pa
     out = cli("fit", "--config", TINY, *QUICK, "--data.init_args.annotation", REPO / "data" / "ecoli_200k.cds.gff3",
               "--trainer.default_root_dir", tmp_path, cwd=REPO)  # fmt: skip
     assert out.returncode == 2 and "does not use one" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_batches_with_no_base_to_score_are_counted_not_logged_as_a_loss_of_zero(cli, tmp_path):
+    from genolong.io.fasta import Fasta
+
+    real = Fasta(REPO / "data" / "ecoli_200k.fa").fetch("MIIJ01000039.1", 0, 3000)
+    fasta = tmp_path / "gap.fa"
+    fasta.write_text(f">gap\n{'N' * 3000}\n>real\n{real}\n")
+    out = cli("fit", "--config", TINY, *QUICK, "--data.init_args.fasta", fasta,
+              "--data.init_args.max_n_fraction", "1.0", "--data.init_args.train_regions", '["gap"]',
+              "--data.init_args.val_regions", '["real"]',
+              "--trainer.log_every_n_steps", "1", "--trainer.default_root_dir", tmp_path, cwd=REPO)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = list(csv.DictReader(next(tmp_path.rglob("metrics.csv")).open()))
+    assert [float(row["train/unscored_batches"]) for row in rows if row.get("train/unscored_batches")] == [1.0] * 3
+    assert not any(row.get("train/loss") for row in rows)
