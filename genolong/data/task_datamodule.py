@@ -45,7 +45,7 @@ class LabelledSequences(Dataset):
             seq = reverse_complement(seq)
             target = target[::-1].copy() if isinstance(target, np.ndarray) else target
         ids = torch.as_tensor(np.asarray(self.tokenizer.encode(seq), dtype=np.int64))
-        return {"input_ids": ids, "labels": target}
+        return {"input_ids": ids, "labels": target, "id": self.examples[index].id}
 
 
 class TaskCollate:
@@ -54,7 +54,7 @@ class TaskCollate:
     def __init__(self, pad_token_id: int):
         self.pad_token_id = pad_token_id
 
-    def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         longest = max(item["input_ids"].numel() for item in items)
         ids = torch.full((len(items), longest), self.pad_token_id, dtype=torch.long)  # (B, T)
         mask = torch.zeros((len(items), longest), dtype=torch.long)  # (B, T)
@@ -70,7 +70,7 @@ class TaskCollate:
             labels = torch.tensor([item["labels"] for item in items], dtype=torch.long)  # (B,)
         else:
             labels = torch.tensor([item["labels"] for item in items], dtype=torch.float32)  # (B,) or (B, K)
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels, "ids": [item["id"] for item in items]}
 
 
 class SequenceTaskDataModule(L.LightningDataModule):

@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from genolong.errors import (
-    GenoLongError,
     InconsistentDataError,
     InputMissingError,
     MalformedInputError,
-    UnsafeCheckpointError,
     UsageError,
 )
 
@@ -178,77 +175,18 @@ def _from_lightning_checkpoint(path: Path, kind: str) -> tuple[Any, Any, dict]:
 
 
 def _read_checkpoint(path: Path) -> dict:
-    """The checkpoint's dict, loaded safely; files that are not torch checkpoints are refused as malformed."""
-    import struct
-
+    """The checkpoint's dict, read safely (see :func:`genolong.training.checkpoints.load_checkpoint_safely`)."""
     from genolong.training.checkpoints import load_checkpoint_safely
 
-    _check_checkpoint_signature(path)
-    try:
-        checkpoint = load_checkpoint_safely(path)
-    except UnsafeCheckpointError as error:
-        raise _corrupt_or_unsafe(error, path) from error
-    except (KeyError, IndexError, ValueError, TypeError, AttributeError, struct.error) as error:
-        raise MalformedInputError(f"not a readable checkpoint: the file is corrupt ({type(error).__name__}: "
-                                  f"{error})", path=path, hint=_CHECKPOINT_HINT) from error  # fmt: skip
-    if not isinstance(checkpoint, dict):
-        raise MalformedInputError(f"not a Lightning checkpoint: it holds a {type(checkpoint).__name__}, not a dict",
-                                  path=path, hint=_CHECKPOINT_HINT)  # fmt: skip
-    return checkpoint
-
-
-_CHECKPOINT_HINT = "give the .ckpt file written by `genolong fit`, or a save_pretrained directory"
-_CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80")  # a torch zip archive, or the legacy format (a pickle)
-
-
-def _check_checkpoint_signature(path: Path) -> None:
-    """Refuse, as malformed, a file that is neither a torch zip archive nor a pickle (before unpickling it)."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(64)
-    except OSError as error:
-        raise InputMissingError(f"cannot read the checkpoint ({error.strerror or error})", path=path) from error
-    if head.startswith(_CHECKPOINT_MAGIC):
-        return
-    raise MalformedInputError(f"not a checkpoint: the file is {_describe_non_checkpoint(head)}", path=path,
-                              hint=_CHECKPOINT_HINT)  # fmt: skip
-
-
-def _corrupt_or_unsafe(error: UnsafeCheckpointError, path: Path) -> GenoLongError:
-    """torch's weights-only unpickler refuses code and corrupt bytes alike: a pickle stream that breaks off or
-    holds invalid opcodes ("Unsupported operand") is malformed (exit 4); one that names code (a GLOBAL) stays
-    refused as unsafe (exit 8), without torch's advice to load it with weights_only=False."""
-    detail = str(error.__cause__ or "")
-    if "GLOBAL" in detail:
-        found = re.search(r"GLOBAL ([\w.]+)", detail)
-        code = found.group(1) if found else "a GLOBAL"
-        return UnsafeCheckpointError(f"refused: the checkpoint refers to code ({code}), not plain data", path=path,
-                                     hint="only load checkpoints you trust; re-save it as plain tensors and types")
-    if "Unsupported operand" in detail or "WeightsUnpickler error" in detail:
-        found = re.search(r"Unsupported operand \d+", detail)
-        reason = f" ({found.group(0)})" if found else ""
-        return MalformedInputError(f"not a readable checkpoint: corrupt pickle data{reason}", path=path,
-                                   hint=_CHECKPOINT_HINT)
-    return error
-
-
-def _describe_non_checkpoint(head: bytes) -> str:
-    text = head.lstrip().lower()
-    if not head:
-        return "empty"
-    if text.startswith(b"version https://git-lfs"):
-        return "a Git LFS pointer, not the file itself (fetch it with `git lfs pull`)"
-    if text.startswith(b"<"):
-        return "a web page (HTML), not the file it links to (download the file itself)"
-    if all(32 <= byte < 127 or byte in b"\t\r\n" for byte in head):
-        return "text"
-    return "neither a torch zip archive nor a pickle (a malformed or truncated download?)"
+    return load_checkpoint_safely(path)
 
 
 def _load_state(module: Any, checkpoint: dict, path: Path) -> None:
     """The checkpoint's weights into ``module``, with genolong errors for missing or mismatched weights."""
     if not isinstance(checkpoint.get("state_dict"), dict):
-        raise MalformedInputError("the checkpoint has no state_dict (weights)", path=path, hint=_CHECKPOINT_HINT)
+        from genolong.training.checkpoints import CHECKPOINT_HINT
+
+        raise MalformedInputError("the checkpoint has no state_dict (weights)", path=path, hint=CHECKPOINT_HINT)
     try:
         module.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as error:

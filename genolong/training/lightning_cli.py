@@ -21,9 +21,10 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from genolong.errors import InputMissingError
+from genolong.errors import InputMissingError, UsageError
 from genolong.training.callbacks import InterruptCheckpoint, NonFiniteGuard, checkpoint_dir
 from genolong.training.checkpoints import SafeCheckpointIO, load_checkpoint_safely
+from genolong.training.predictions import PredictionWriter
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,25 @@ class GenoLongLightningCLI(LightningCLI):
         parser.add_lightning_class_args(NonFiniteGuard, "nonfinite")
         parser.add_lightning_class_args(InterruptCheckpoint, "interrupt")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(PredictionWriter, "predictions")
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.every_n_train_steps": 200})
+
+    def before_validate(self) -> None:
+        self._say_without_checkpoint("validate")
+
+    def before_test(self) -> None:
+        self._say_without_checkpoint("test")
+
+    def before_predict(self) -> None:
+        if not hasattr(self.model, "predictions"):  # a language model: no per-sequence prediction to write
+            raise UsageError("predict writes the outputs of fine-tuned sequence models (configs/finetune/)",
+                             hint="for a language model use genolong evaluate, score-variants, embed or generate")
+        self._say_without_checkpoint("predict")
+
+    def _say_without_checkpoint(self, subcommand: str) -> None:
+        if self.config[subcommand].get("ckpt_path") is None:
+            log.warning("%s without --ckpt_path runs the model as the config builds it: newly initialised weights "
+                        "(apart from any pre-trained backbone it loads), not a trained model", subcommand)
 
     def _parse_ckpt_path(self) -> None:
         # LightningCLI reads --ckpt_path's hyper-parameters with its own torch.load, before genolong's safe
@@ -49,7 +68,7 @@ class GenoLongLightningCLI(LightningCLI):
         after = self._model_arguments(subcommand)
         replaced = sorted(k for k in before if k in after and before[k] != after[k])
         if replaced:  # the checkpoint's hyper-parameters win over the config and the command line
-            log.warning("resuming from %s: its model settings replace the ones given for %s",
+            log.warning("%s: the checkpoint's model settings replace the ones given for %s",
                         self.config[subcommand].get("ckpt_path"), ", ".join(replaced))  # fmt: skip
 
     def _model_arguments(self, subcommand: str | None) -> dict[str, Any]:

@@ -74,7 +74,7 @@ def test_resuming_says_which_given_model_settings_the_checkpoint_replaces(traine
               "--trainer.default_root_dir", tmp_path, "--checkpoint.dirpath", tmp_path / "ckpt",
               "--ckpt_path", ckpt, cwd=REPO)  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "its model settings replace the ones given for lr" in out.stderr
+    assert "model settings replace the ones given for lr" in out.stderr
 
 
 @pytest.mark.parametrize("source", ["checkpoint", "exported"])
@@ -163,3 +163,10 @@ def test_batches_with_no_base_to_score_are_counted_not_logged_as_a_loss_of_zero(
     rows = list(csv.DictReader(next(tmp_path.rglob("metrics.csv")).open()))
     assert [float(row["train/unscored_batches"]) for row in rows if row.get("train/unscored_batches")] == [1.0] * 3
     assert not any(row.get("train/loss") for row in rows)
+
+
+def test_validate_without_a_checkpoint_says_the_weights_are_new(cli, tmp_path):
+    out = cli("validate", "--config", TINY, *QUICK, "--trainer.limit_val_batches", "1",
+              "--trainer.default_root_dir", tmp_path, cwd=REPO)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "validate without --ckpt_path runs the model as the config builds it" in out.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import lightning as L
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -104,3 +105,39 @@ def test_cli_fine_tunes_then_scores_variants_with_the_checkpoint(tmp_path):
     classes = run_cli("fit", "--config", REPO / "configs/finetune/classification/tiny.yaml",
                       "--model.init_args.num_labels", "3", "--trainer.fast_dev_run", "1", cwd=REPO)  # fmt: skip
     assert classes.returncode == 5 and "num_labels" in classes.stderr
+
+
+def test_predict_writes_one_row_per_sequence_matching_the_model(tmp_path):
+    from genolong.data.labelled import read_examples
+    from genolong.io.fasta import Fasta
+
+    config = REPO / "configs/finetune/classification/tiny.yaml"
+    small = ["--model.init_args.model_overrides", '{"mixers": "hyena*2", "d_model": 32}']
+    fitted = run_cli("fit", "--config", config, "--trainer.max_steps", "2", *small, "--trainer.default_root_dir",
+                     tmp_path, "--checkpoint.dirpath", tmp_path / "ckpt", "--trainer.enable_progress_bar", "false",
+                     cwd=REPO)  # fmt: skip
+    assert fitted.returncode == 0, fitted.stderr[-3000:]
+    ckpt, bed = tmp_path / "ckpt" / "last.ckpt", DATA / "ecoli_200k.labels.bed"
+    out = run_cli("predict", "--config", config, *small, "--ckpt_path", ckpt, "--data.init_args.test", bed,
+                  "--trainer.default_root_dir", tmp_path / "predict", "--trainer.enable_progress_bar", "false",
+                  cwd=REPO)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "predict" / "predictions.tsv", sep="\t")
+    with Fasta(DATA / "ecoli_200k.fa") as fasta:
+        examples = read_examples(bed, fasta)
+    assert table["id"].tolist() == [e.id for e in examples]
+    assert table["label"].tolist() == [str(e.target) for e in examples]
+    classes = [c.removeprefix("p_") for c in table.columns if c.startswith("p_")]
+    model, tokenizer, _ = load_model(ckpt, "classification")
+    with torch.no_grad():
+        for row in (0, len(examples) // 2, len(examples) - 1):
+            ids = torch.as_tensor(np.asarray(tokenizer.encode(examples[row].sequence), dtype=np.int64))[None]
+            expected = model(input_ids=ids).logits.softmax(-1)[0].numpy()
+            assert np.allclose(table.loc[row, [f"p_{c}" for c in classes]].to_numpy(float), expected, atol=1e-5)
+    language_model = run_cli("predict", "--config", REPO / "configs/hyena/tiny.yaml", cwd=REPO)
+    assert language_model.returncode == 2 and "fine-tuned sequence models" in language_model.stderr
+    text = tmp_path / "text.ckpt"
+    text.write_text("hello\n")
+    for subcommand in ("validate", "predict"):
+        broken = run_cli(subcommand, "--config", config, "--ckpt_path", text, "--data.init_args.test", bed, cwd=REPO)
+        assert broken.returncode == 4 and "the file is text" in broken.stderr and "Traceback" not in broken.stderr
