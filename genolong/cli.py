@@ -362,8 +362,9 @@ def generate(
     samples = generate_sequences(net, tokenizer, prompt, length=length, num_samples=num_samples, top_k=top_k,
                                  temperature=temperature, seed=seed, device=device, progress=True)  # fmt: skip
     source = region or f"{len(prompt)}-base sequence"
-    write_fasta([(f"sample_{i + 1} prompt={source} temperature={temperature} top_k={top_k} seed={seed + i}", s)
-                 for i, s in enumerate(samples)], output)  # fmt: skip
+    how = "greedy" if temperature == 0 else f"temperature={temperature} top_k={top_k}"
+    write_fasta([(f"sample_{i + 1} prompt={source} {how} seed={seed + i}", s) for i, s in enumerate(samples)],
+                output)  # fmt: skip
     print(f"{num_samples} samples of {length} bases -> {output}")
 
 

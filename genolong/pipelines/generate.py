@@ -21,6 +21,8 @@ from tqdm.auto import tqdm
 
 from genolong.errors import ResourceLimitError, UsageError
 
+MAX_SEED = 2**63 - 1  # torch.manual_seed takes a signed 64-bit integer
+
 
 def generate_sequences(model: Any, tokenizer: Any, prompt: str, *, length: int, num_samples: int = 1,
                        temperature: float = 1.0, top_k: int | None = None, seed: int = 0, device: str = "cpu",
@@ -32,8 +34,13 @@ def generate_sequences(model: Any, tokenizer: Any, prompt: str, *, length: int, 
         raise UsageError(f"length and num_samples must be positive, got {length} and {num_samples}")
     if temperature < 0 or (top_k is not None and top_k < 1):
         raise UsageError(f"temperature must be >= 0 and top_k >= 1, got {temperature} and {top_k}")
+    if not 0 <= seed <= MAX_SEED - num_samples:
+        raise UsageError(f"seed must be in 0..{MAX_SEED - num_samples} (sample i uses seed + i), got {seed}")
     if not hasattr(model, "generate"):
         raise UsageError(f"generation needs a causal language model; this is a {type(model).__name__}")
+    if len(tokenizer.encode("ACGT")) != 4:
+        raise UsageError("generation samples single bases; this model's tokens are not single bases "
+                         f"({type(tokenizer).__name__})", hint="use a model with the nucleotide tokenizer")
     config = model.config
     if config.position_limited and len(prompt) + length > config.max_position:
         raise ResourceLimitError(f"prompt ({len(prompt)} bases) + length ({length}) exceeds the model's context of "

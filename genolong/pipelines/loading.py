@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from genolong.errors import (
+    GenoLongError,
     InconsistentDataError,
     InputMissingError,
     MalformedInputError,
@@ -71,10 +72,16 @@ def load_model(path: str | os.PathLike, kind: str | None = "causal", device: str
         raise InputMissingError(
             "no such model (expected a .ckpt file or a save_pretrained directory)", path=path
         )
-    if path.is_dir():
-        model, tokenizer, meta = _from_pretrained(path, kind)
-    else:
-        model, tokenizer, meta = _from_lightning_checkpoint(path, kind)
+    try:
+        if path.is_dir():
+            model, tokenizer, meta = _from_pretrained(path, kind)
+        else:
+            model, tokenizer, meta = _from_lightning_checkpoint(path, kind)
+    except GenoLongError as error:
+        if error.path is None:  # e.g. a model class refusing the stored config: say which model
+            raise type(error)(error.message, path=path, line=error.line, record=error.record,
+                              hint=error.hint) from error  # fmt: skip
+        raise
     return model.to(device).eval(), tokenizer, meta
 
 

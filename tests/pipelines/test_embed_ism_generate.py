@@ -156,6 +156,32 @@ def test_cli_generate_writes_fasta(model_dir, tmp_path):
     assert both.returncode == 2 and "Traceback" not in both.stderr
 
 
+def test_generation_refuses_multi_base_tokens_and_seeds_torch_cannot_take():
+    kmer = build_tokenizer("kmer:3")
+    torch.manual_seed(0)
+    model = GenoLongForCausalLM(tiny_config("mamba2", **model_config_fields(kmer))).eval()
+    with pytest.raises(UsageError, match="samples single bases"):
+        generate_sequences(model, kmer, "ACGTACGT", length=6)
+    plain = make("mamba2", max_position=128)
+    for seed in (-1, 2**63 - 2, 10**20):
+        with pytest.raises(UsageError, match="seed must be in"):
+            generate_sequences(plain, TOKENIZER, "ACGT", length=3, num_samples=2, seed=seed)
+    assert len(generate_sequences(plain, TOKENIZER, "ACGT", length=3, seed=2**63 - 2)[0]) == 3
+
+
+def test_cli_generate_names_greedy_decoding_and_the_model_it_refuses(model_dir, tmp_path):
+    out = tmp_path / "greedy.fa"
+    ok = run_cli("generate", "--model", model_dir, "--prompt", "ACGTACGT", "--length", "5", "--temperature", "0",
+                 "--output", out, cwd=REPO)  # fmt: skip
+    assert ok.returncode == 0 and out.read_text().splitlines()[0] == ">sample_1 prompt=8-base sequence greedy seed=0"
+    masked_dir = tmp_path / "masked"
+    make("mamba2*2", GenoLongForMaskedLM, bidirectional=True).save_pretrained(masked_dir)
+    TOKENIZER.save_pretrained(masked_dir)
+    refused = run_cli("generate", "--model", masked_dir, "--prompt", "ACGT", "--length", "5", "--output", out,
+                      cwd=REPO)  # fmt: skip
+    assert refused.returncode == 2 and str(masked_dir) in refused.stderr
+
+
 def test_masked_models_embed_but_do_not_generate():
     masked = make("mamba2*2", GenoLongForMaskedLM, bidirectional=True)
     assert embed_sequences(masked, TOKENIZER, ["ACGTACGT"]).shape == (1, 32)
