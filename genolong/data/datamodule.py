@@ -18,7 +18,7 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader
 
-from genolong.data.datasets import GenomeWindows, PadCollate, annotation_for
+from genolong.data.datasets import GenomeWindows, PadCollate, annotation_for, check_soft_mask_weight
 from genolong.data.reads import ReadSequences
 from genolong.data.regions import resolve_regions, shared_bases
 from genolong.data.samplers import ResumableSampler
@@ -86,7 +86,7 @@ class GenomeDataModule(L.LightningDataModule):
         soft_mask_weight: float = 1.0,
     ):
         super().__init__()
-        from genolong.tokenizers.factory import build_tokenizer
+        from genolong.tokenizers.factory import build_tokenizer, takes_cds
 
         self.save_hyperparameters()
         self.tokenizer = build_tokenizer(tokenizer)
@@ -101,13 +101,10 @@ class GenomeDataModule(L.LightningDataModule):
         self._eval_tiles: dict[str, GenomeWindows] = {}  # per split: fixed, so built (and reported) once
         self._restored: dict[str, int] | None = None
         self._reads: ReadSequences | None = None  # read once, re-cut per curriculum stage
-        from genolong.tokenizers.factory import takes_cds
-
         if annotation is None and takes_cds(self.tokenizer):
             log.warning("the codon tokenizer has no CDS annotation (data.annotation): every window is tokenized "
                         "as single bases, without codons")  # fmt: skip
-        if not 0.0 <= soft_mask_weight <= 1.0:
-            raise UsageError(f"soft_mask_weight must be in [0, 1], got {soft_mask_weight}")
+        check_soft_mask_weight(soft_mask_weight)
         if soft_mask_weight != 1.0 and reads is not None:
             raise UsageError("soft_mask_weight weighs soft-masked reference bases; reads carry no soft mask",
                              hint="leave out data.reads to use data.soft_mask_weight")  # fmt: skip

@@ -93,8 +93,7 @@ class GenomeWindows(Dataset):
 
         if length < 1:
             raise UsageError(f"window length must be positive, got {length}")
-        if not 0.0 <= soft_mask_weight <= 1.0:
-            raise UsageError(f"soft_mask_weight must be in [0, 1], got {soft_mask_weight}")
+        check_soft_mask_weight(soft_mask_weight)
         if sampling not in ("random", "tile"):
             raise UsageError(f"sampling must be 'random' or 'tile', got {sampling!r}")
         self.fasta_path = os.fspath(fasta)
@@ -198,6 +197,11 @@ class GenomeWindows(Dataset):
         shift = int(rng.integers(-self.max_shift, self.max_shift + 1))
         shift = max(region.start - window.start, min(shift, region.end - window.end))
         return Region(window.contig, window.start + shift, window.end + shift)
+
+
+def check_soft_mask_weight(weight: float) -> None:
+    if not 0.0 <= weight <= 1.0:
+        raise UsageError(f"soft_mask_weight must be in [0, 1], got {weight}")
 
 
 def soft_masked_tokens(tokenizer: Any, seq: str, **options: Any) -> tuple[np.ndarray, np.ndarray]:

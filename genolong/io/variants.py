@@ -181,9 +181,8 @@ class VariantReader:
             yield from batch
             if error is not None:
                 failed = [(lv, t) for n, (lv, t) in notes if n == failing]
-                detail = self._diagnose(failing) or "; ".join(t for lv, t in failed if lv == "E") or "; ".join(
-                    t for _, t in failed
-                )
+                htslib = "; ".join(t for lv, t in failed if lv == "E") or "; ".join(t for _, t in failed)
+                detail = self._diagnose(failing) or htslib
                 raise MalformedInputError(
                     f"cannot parse record {failing}: {detail or error}", path=self.path,
                     line=self._line(failing), hint="columns: CHROM POS ID REF ALT QUAL FILTER INFO")

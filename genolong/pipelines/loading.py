@@ -159,9 +159,10 @@ def _load_saved_tokenizer(path: Path) -> Any:
 
 
 def _from_lightning_checkpoint(path: Path, kind: str) -> tuple[Any, Any, dict]:
+    from genolong.training.checkpoints import load_checkpoint_safely
     from genolong.training.lm import LanguageModelModule
 
-    checkpoint = _read_checkpoint(path)
+    checkpoint = load_checkpoint_safely(path)
     hparams = checkpoint.get("hyper_parameters", {})
     if not isinstance(hparams, dict):
         raise MalformedInputError("not a genolong checkpoint: hyper_parameters is not a dict", path=path)
@@ -179,13 +180,6 @@ def _from_lightning_checkpoint(path: Path, kind: str) -> tuple[Any, Any, dict]:
     _load_state(module, checkpoint, path)
     meta = {"module": hparams, "data": dict(checkpoint.get("datamodule_hyper_parameters", {}))}
     return module.model, module.tokenizer, meta
-
-
-def _read_checkpoint(path: Path) -> dict:
-    """The checkpoint's dict, read safely (see :func:`genolong.training.checkpoints.load_checkpoint_safely`)."""
-    from genolong.training.checkpoints import load_checkpoint_safely
-
-    return load_checkpoint_safely(path)
 
 
 def _load_state(module: Any, checkpoint: dict, path: Path) -> None:

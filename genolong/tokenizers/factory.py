@@ -73,12 +73,12 @@ def takes_cds(tokenizer: Any) -> bool:
     return "cds" in getattr(tokenizer, "encode_options", ())
 
 
-def refuse_without_annotation(tokenizer: Any, task: str, model: Any = None) -> None:
+def refuse_without_annotation(tokenizer: Any, task: str) -> None:
     """Raise UsageError if ``tokenizer`` needs a CDS annotation, which ``task`` cannot give it: a codon model
     fed single bases where it was trained on codons gives answers that look fine and are not."""
     if takes_cds(tokenizer):
         raise UsageError(f"{task} gives the model no CDS annotation, and its codon tokenizer needs one (it would "
-                         "see single bases where it was trained on codons)", path=model,
+                         "see single bases where it was trained on codons)",
                          hint="use a model with a nucleotide or k-mer tokenizer here")  # fmt: skip
 
 
