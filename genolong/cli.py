@@ -45,6 +45,7 @@ def evaluate(
     batch_size: int = 8,
     device: str = "cpu",
     output: str | None = None,
+    annotation: str | None = None,
 ) -> None:
     """Bits per base and perplexity of a causal model on held-out regions, beside an order-k Markov baseline.
 
@@ -55,18 +56,20 @@ def evaluate(
             checkpoint was trained with.
         train_regions: regions to fit the Markov baseline on; default: the checkpoint's training regions, else
             everything outside the evaluation regions.
-        length: window length in bases.
-        stride: window step; each base is predicted with at least length - stride bases of context
+        length: window length in tokens (bases for a single-base model).
+        stride: window step in tokens; each token is predicted with at least length - stride tokens of context
             (default length // 2).
         batch_size: windows per forward pass.
         device: torch device (cpu, cuda, cuda:1, ...).
         output: also write the result as JSON to this file.
+        annotation: GFF3/GTF of the FASTA's CDS, for a codon model (default: the one it was trained with).
     """
     from genolong.pipelines.evaluate import evaluate_language_model
 
     _check_writable(output)
     result = evaluate_language_model(
-        model, fasta, regions, train_regions, length, stride, batch_size=batch_size, device=device
+        model, fasta, regions, train_regions, length, stride, batch_size=batch_size, device=device,
+        annotation=annotation,
     )
     if output:
         with open(output, "w") as fh:

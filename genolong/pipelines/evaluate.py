@@ -1,10 +1,12 @@
 """``genolong evaluate``: bits per base of a causal model on held-out regions, beside an order-k Markov baseline.
 
-Each region is scored with overlapping windows of ``length`` bases advanced by ``stride``: every window scores
-only the bases the previous one did not, so each base after the first ``length - stride`` is predicted from at
-least that much context. Regions shorter than 2 bases (nothing to predict from context) are refused, naming
-the region, before any scoring. The Markov baseline is fitted on the training regions and scored on exactly the same
-positions (A/C/G/T bases the model scored), so the two numbers are comparable.
+Each region is tokenized once (a codon model reads the CDS annotation's frames) and scored with overlapping
+windows of ``length`` tokens advanced by ``stride``: every window scores only the tokens the previous one did
+not, so each token after the first ``length - stride`` is predicted from at least that much context. Models
+of any tokenizer are scored per base: a k-mer or codon token's bits are shared by the bases it spells (as in
+training's bits per base). Regions shorter than 2 bases (nothing to predict from context) are refused, naming
+the region, before any scoring. The Markov baseline is fitted on the training regions and scored on exactly the
+same positions (A/C/G/T bases the model scored), so the two numbers are comparable.
 """
 
 from __future__ import annotations
@@ -19,39 +21,67 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from genolong.data.datasets import annotation_for
 from genolong.data.regions import Region, resolve_regions
 from genolong.errors import InconsistentDataError, UsageError
 from genolong.pipelines.baselines import MarkovModel, base_codes
 from genolong.pipelines.loading import load_model, token_log_probs
+from genolong.tokenizers.factory import bases_per_token, takes_cds
 
 log = logging.getLogger(__name__)
 
 
 def model_log2_probs(
-    model: Any, tokenizer: Any, seq: str, length: int, stride: int, batch_size: int = 8, device: str = "cpu"
+    model: Any,
+    tokenizer: Any,
+    seq: str,
+    length: int,
+    stride: int,
+    batch_size: int = 8,
+    device: str = "cpu",
+    cds: Sequence[Any] | None = None,
 ) -> np.ndarray:
-    """(L,) log2 P(base_t | preceding bases) under a single-base causal model; NaN where not scored."""
-    if stride < 1 or stride > length - 1:
-        raise UsageError(f"stride must be in 1..length-1 ({length - 1}), got {stride}")
-    ids = np.asarray(tokenizer.encode(seq), dtype=np.int64)
-    if ids.size != len(seq):
-        raise UsageError("per-base evaluation needs a single-base tokenizer (one token per base)")
+    """(L,) log2 P(base_t | preceding bases) under a causal model; NaN where not scored.
+
+    ``seq`` is tokenized once (with ``cds``, the CDS segments in ``seq`` coordinates, for a codon tokenizer);
+    windows of ``length`` tokens advanced by ``stride`` tokens score every token after the first. A token of
+    several bases (a k-mer, a codon) shares its log2 probability equally among the bases it spells, so sums over
+    bases are sums over tokens. Bases spelled by no scored token (N, ambiguity codes) are NaN.
+    """
+    ids, starts = tokenizer.encode_with_positions(seq, **({} if cds is None else {"cds": list(cds)}))
+    ids = ids.astype(np.int64)  # (T,)
+    token_lp = _token_log2_probs(model, tokenizer.pad_token_id, ids, length, stride, batch_size, device)
+    spelled = np.asarray(bases_per_token(tokenizer), dtype=np.int64)[ids]  # (T,) 0 for unscored tokens
+    keep = (spelled > 0) & ~np.isnan(token_lp)
+    spelled, first = spelled[keep], starts[keep]
+    # position of every base each kept token spells: its start plus 0..spelled-1
+    offsets = np.arange(spelled.sum()) - np.repeat(np.cumsum(spelled) - spelled, spelled)
     out = np.full(len(seq), np.nan)
-    # window w covers [s, s+length) and scores positions [max(s+1, first unscored), s+length)
-    starts = list(range(0, max(1, len(seq) - length + stride), stride))
+    out[np.repeat(first, spelled) + offsets] = np.repeat(token_lp[keep] / spelled, spelled)
+    out[base_codes(seq) < 0] = np.nan  # only A/C/G/T bases are scored
+    return out
+
+
+def _token_log2_probs(
+    model: Any, pad_id: int, ids: np.ndarray, length: int, stride: int, batch_size: int, device: str
+) -> np.ndarray:
+    """(T,) log2 P(token t | tokens before it, within its window); NaN for token 0 (no context)."""
+    _check_window(length, stride)
+    out = np.full(ids.size, np.nan)
+    # window w covers tokens [s, s+length) and scores [max(s+1, first unscored), s+length)
+    starts = list(range(0, max(1, ids.size - length + stride), stride))
     for i in range(0, len(starts), batch_size):
         chunk = starts[i : i + batch_size]
         windows = [ids[s : s + length] for s in chunk]
         width = max(w.size for w in windows)
-        batch = torch.full((len(windows), width), tokenizer.pad_token_id, dtype=torch.long)
+        batch = torch.full((len(windows), width), pad_id, dtype=torch.long)
         for row, w in enumerate(windows):
             batch[row, : w.size] = torch.from_numpy(w)
         logp = token_log_probs(model, batch.to(device)).cpu().numpy() / math.log(2)  # (B, T-1)
         for row, s in enumerate(chunk):
-            first = 1 if s == 0 else length - stride  # offset within the window of the first new base
+            first = 1 if s == 0 else length - stride  # offset within the window of the first new token
             n = windows[row].size
             out[s + first : s + n] = logp[row, first - 1 : n - 1]
-    out[base_codes(seq) < 0] = np.nan  # N and other non-ACGT bases are not scored
     return out
 
 
@@ -65,8 +95,13 @@ def evaluate_language_model(
     markov_orders: Sequence[int] = tuple(range(0, 11)),
     batch_size: int = 8,
     device: str = "cpu",
+    annotation: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """Bits per base and perplexity of ``model`` on ``regions``, with the Markov baseline beside it."""
+    """Bits per base and perplexity of ``model`` on ``regions``, with the Markov baseline beside it.
+
+    ``length`` and ``stride`` count tokens (bases for a single-base model). A codon model needs the CDS
+    annotation (GFF3/GTF) of ``fasta``: ``annotation``, else the one it was trained with.
+    """
     from genolong.io.fasta import Fasta
 
     net, tokenizer, meta = load_model(model, "causal", device)
@@ -77,16 +112,25 @@ def evaluate_language_model(
         raise UsageError(
             "say which regions to evaluate (--regions); the model does not record held-out regions"
         )
-    stride = stride or length // 2
+    stride = length // 2 if stride is None else stride
+    _check_window(length, stride)
+    if annotation is None and takes_cds(tokenizer):
+        annotation = data.get("annotation")
+        if annotation is None:
+            raise UsageError("the model's codon tokenizer reads codons in the frames of a CDS annotation, and "
+                             "none was given", hint="give the FASTA's CDS with --annotation genes.gff3")  # fmt: skip
     with Fasta(fasta) as fa:
         eval_spans = resolve_regions(regions, fa.lengths)
         train_spans = _training_spans(train_regions, eval_spans, fa.lengths)
         _check_region_lengths(eval_spans, fasta)
+        frames = annotation_for(annotation, tokenizer, fa.lengths)
         eval_seqs = [fa.fetch(r.contig, r.start, r.end) for r in eval_spans]
         train_seqs = [fa.fetch(r.contig, r.start, r.end) for r in train_spans]
     model_lp = [
-        model_log2_probs(net, tokenizer, s, length, stride, batch_size, device)
-        for s in tqdm(eval_seqs, desc="scoring regions", unit="region", disable=len(eval_seqs) < 2)
+        model_log2_probs(net, tokenizer, s, length, stride, batch_size, device,
+                         cds=None if frames is None else frames.segments(r.contig, r.start, r.end))  # fmt: skip
+        for s, r in tqdm(list(zip(eval_seqs, eval_spans, strict=True)), desc="scoring regions", unit="region",
+                         disable=len(eval_seqs) < 2)  # fmt: skip
     ]
     scored = [~np.isnan(lp) for lp in model_lp]
     n = int(sum(m.sum() for m in scored))
@@ -104,6 +148,7 @@ def evaluate_language_model(
         "regions": [str(r) for r in eval_spans],
         "baseline_fitted_on": [str(r) for r in train_spans],
         "bases_scored": n,
+        "tokenizer": type(tokenizer).__name__,
         "window_length": length,
         "stride": stride,
         "bits_per_base": model_bits,
@@ -113,6 +158,12 @@ def evaluate_language_model(
         "markov_by_order": {str(k): v for k, v in markov.items()},
         "model_beats_markov": model_bits < markov[best],
     }
+
+
+def _check_window(length: int, stride: int) -> None:
+    if length < 2 or not 1 <= stride <= length - 1:
+        raise UsageError(f"windows of {length} tokens advanced by {stride}: the length must be at least 2 and "
+                         "the stride in 1..length-1", hint="e.g. --length 1024 --stride 512")  # fmt: skip
 
 
 MIN_REGION = 2  # one base of context, one predicted

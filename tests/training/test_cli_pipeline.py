@@ -129,11 +129,12 @@ def test_bf16_mixed_with_activation_checkpointing_trains(cli, tmp_path):
     assert len(losses) == 3 and all(0 < loss < 10 for loss in losses)
 
 
-def test_a_codon_model_trains_on_the_annotated_frames(cli, tmp_path):
+def test_a_codon_model_trains_and_is_evaluated_on_the_annotated_frames(cli, tmp_path):
     gff = REPO / "data" / "ecoli_200k.cds.gff3"
     out = cli("fit", "--config", TINY, *QUICK, "--model.init_args.tokenizer", "codon",
               "--data.init_args.tokenizer", "codon", "--data.init_args.annotation", gff,
-              "--trainer.log_every_n_steps", "1", "--trainer.default_root_dir", tmp_path, cwd=REPO)  # fmt: skip
+              "--trainer.log_every_n_steps", "1", "--trainer.default_root_dir", tmp_path,
+              "--checkpoint.dirpath", tmp_path / "ckpt", cwd=REPO)  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     assert "184 CDS give the codon frames" in out.stderr
     rows = [row for row in csv.DictReader(next(tmp_path.rglob("metrics.csv")).open()) if row.get("train/loss")]
@@ -141,6 +142,15 @@ def test_a_codon_model_trains_on_the_annotated_frames(cli, tmp_path):
     assert len(rows) == 3
     assert all(float(row["train/loss"]) > 4 for row in rows)
     assert all(2.0 < float(row["train/bits_per_base"]) < 4.0 for row in rows)
+
+    # evaluate reads the frames of the annotation the model was trained with
+    evaluated = cli("evaluate", "--model", tmp_path / "ckpt" / "last.ckpt", "--fasta", REPO / "data" / "ecoli_200k.fa",
+                    "--regions", "MIIJ01000039.1:190001-192000", "--train_regions", "MIIJ01000039.1:1-100000",
+                    "--length", "256", "--output", tmp_path / "eval.json", cwd=REPO)  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    result = json.loads((tmp_path / "eval.json").read_text())
+    assert result["tokenizer"] == "CodonTokenizer" and 1990 <= result["bases_scored"] <= 1999
+    assert 2.0 < result["bits_per_base"] < 4.0
 
 
 def test_an_annotation_with_a_single_base_tokenizer_is_a_usage_error(cli, tmp_path):
