@@ -83,8 +83,10 @@ class MLSTMLayer(nn.Module):
 
         q, k, v = self.q_proj(x_c), self.k_proj(x_c), self.v_proj(x_m)  # (B, L, E) each
         qkv = torch.cat([q, k, v], dim=-1)  # (B, L, 3E)
-        i_pre = self.igate(qkv).transpose(1, 2).float()  # (B, H, L)
-        f_pre = self.fgate(qkv).transpose(1, 2).float()  # (B, H, L)
+        # both gates in one matmul (two, and the sum of their input gradients, cost ~6% of a CPU training step)
+        weight = torch.cat([self.igate.weight, self.fgate.weight])  # (2H, 3E)
+        bias = torch.cat([self.igate.bias, self.fgate.bias])  # (2H,)
+        i_pre, f_pre = F.linear(qkv, weight, bias).transpose(1, 2).float().chunk(2, dim=1)  # (B, H, L) each
         q, k, v = (t.view(Bt, L, H, Dh).transpose(1, 2) for t in (q, k, v))  # (B, H, L, Dh)
 
         initial = state.get("mem") if state is not None else None
