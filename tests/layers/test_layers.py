@@ -49,15 +49,21 @@ def test_changing_a_future_position_never_changes_the_past(kind):
     assert not torch.allclose(y[:, 25:], y2[:, 25:], atol=1e-3)
 
 
-@pytest.mark.parametrize("kind", CAUSAL)
-def test_decoding_with_state_equals_the_full_pass(kind):
-    """Prefill, then single steps (the recurrent step), then a multi-token chunk: same as one pass."""
-    layer = make(kind)
+@pytest.mark.parametrize("prefill", [1, 2, 4, 5, 11])
+@pytest.mark.parametrize("kind", [*CAUSAL, "hyena-conv7"])
+def test_decoding_with_state_equals_the_full_pass(kind, prefill):
+    """Prefill (also shorter than the short convolution), then single steps (the recurrent step), then a
+    multi-token chunk: same as one pass."""
+    if kind == "hyena-conv7":
+        torch.manual_seed(0)
+        layer = HyenaOperator(D, order=2, filter_dim=16, max_len=64, short_conv_size=7)
+    else:
+        layer = make(kind)
     x = torch.randn(2, 30, D)
     full = layer(x)
     state: dict = {}
-    parts = [layer(x[:, :11], state=state)]
-    parts += [layer(x[:, t : t + 1], state=state) for t in range(11, 20)]
+    parts = [layer(x[:, :prefill], state=state)]
+    parts += [layer(x[:, t : t + 1], state=state) for t in range(prefill, 20)]
     parts.append(layer(x[:, 20:], state=state))
     assert torch.allclose(torch.cat(parts, dim=1), full, atol=1e-5)
 

@@ -67,6 +67,19 @@ def test_prefix_reuse_gives_the_scores_of_full_passes(family, mode, fasta):
         np.testing.assert_allclose(pieces.loc[scored, column], slow.loc[scored, column], atol=2e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("family", ["hyena", "mamba2", "mlstm"])
+def test_prefix_reuse_is_exact_when_the_prefix_is_shorter_than_the_short_convolution(family, fasta):
+    """SNVs at the contig start share 0..7 bases of prefix: fewer than a short convolution's taps."""
+    model = make(GenoLongForCausalLM, FAMILIES[family], hyena_short_conv=7)
+    head = fasta.fetch(CONTIG, 0, 9).upper()
+    variants = [Variant(CONTIG, pos, head[pos], "A" if head[pos] != "A" else "C") for pos in range(8)]
+    scores = {}
+    for reuse in (False, True):
+        with VariantScorer(model, TOKENIZER, fasta, window=33, reuse_prefix=reuse, rc_average=False) as scorer:
+            scores[reuse] = scorer.score(variants, progress=False)["score"].to_numpy()
+    np.testing.assert_allclose(scores[True], scores[False], atol=2e-5, rtol=1e-5)
+
+
 def test_upstream_window_scores_the_allele_given_the_bases_before_it(fasta):
     model = make(GenoLongForCausalLM, FAMILIES["hybrid"], seed=1)
     pos, window = 5000, 33
