@@ -28,6 +28,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,7 @@ import torch
 from tqdm.auto import tqdm
 
 from genolong.errors import NonFiniteError, UsageError
-from genolong.io.alleles import SkippedAllele, Variant
+from genolong.io.alleles import PLAIN_BASES, SkippedAllele, Variant, allele_problem, normalize
 from genolong.io.fasta import Fasta
 from genolong.io.variants import read_variants
 from genolong.pipelines.loading import load_model, parse_dtype
@@ -120,8 +121,12 @@ class VariantScorer:
         return [*COLUMNS, *extra]
 
     def score(self, variants: Iterable[Variant | SkippedAllele], *, progress: bool = True) -> pd.DataFrame:
-        """One row per input (variants scored, :class:`SkippedAllele` passed through with their reason)."""
-        items = list(variants)
+        """One row per input (variants scored, :class:`SkippedAllele` passed through with their reason).
+
+        Variants made by the caller (not read from a VCF) get the reader's checks and normalization first: a
+        contig of the FASTA, inside it, REF and ALT plain bases and different, REF matching the reference
+        (unless ``ref_mismatch``), then trimmed and left-aligned; otherwise the row has the reader's reason."""
+        items = [self._as_read(item) for item in variants]
         windows: dict[int, VariantWindows] = {}
         status = []
         for i, item in enumerate(items):
@@ -145,6 +150,31 @@ class VariantScorer:
         described = pd.DataFrame([_describe(item) for item in items], columns=list(COLUMNS[:_DESCRIBED]))
         table.insert(0, "status", status)
         return pd.concat([described, table], axis=1).astype({"window_start": "Int64", "window_end": "Int64"})
+
+    def _as_read(self, item: Variant | SkippedAllele) -> Variant | SkippedAllele:
+        """A caller's variant as read_variants would give it (see ``score``); the reader's own pass through."""
+        if isinstance(item, SkippedAllele) or item.vcf_ref:
+            return item
+        contig = self.fasta.resolve(item.contig) if item.contig in self.fasta else None
+        reason = "unknown_contig" if contig is None else self._problem(item, contig)
+        if reason is not None:
+            return SkippedAllele(item.contig, item.pos + 1, item.id, item.ref, item.alt, item.record, item.allele,
+                                 reason)  # fmt: skip
+        fetch = None if item.ref_mismatch else (lambda start, end: self.fasta.fetch(contig, start, end).upper())
+        pos, ref, alt = normalize(item.pos, item.ref, item.alt, fetch)
+        return replace(item, contig=contig, pos=pos, ref=ref, alt=alt, vcf_pos=item.pos + 1, vcf_ref=item.ref,
+                       vcf_alt=item.alt, vcf_contig=item.contig)  # fmt: skip
+
+    def _problem(self, item: Variant, contig: str) -> str | None:
+        """The reader's skip reason for a caller's variant on ``contig`` of the FASTA, or None."""
+        ref = item.ref.upper()
+        if item.pos < 0 or item.end > self.fasta.lengths[contig]:
+            return "out_of_bounds"
+        if not PLAIN_BASES.match(ref):
+            return "invalid_bases"
+        if (reason := allele_problem(ref, item.alt.upper())) is not None or item.ref_mismatch:
+            return reason
+        return "ref_mismatch" if self.fasta.fetch(contig, item.pos, item.end).upper() != ref else None
 
     def iter_score_vcf(self, vcf: str | os.PathLike, *, ref_policy: str = "skip", aliases: bool = False,
                        chunk_size: int = 4096, progress: bool = True) -> Iterator[pd.DataFrame]:  # fmt: skip

@@ -222,3 +222,28 @@ def test_cli_exit_codes_and_tsv(model_dir, tmp_path):
     scored = [row for row in rows if row["status"] == "scored"]
     assert len(scored) == 10 and all(row["score_reverse"] == "" for row in rows)
     assert all(float(row["score"]) == float(row["score_forward"]) for row in scored)
+
+
+def test_variants_made_in_python_get_the_vcf_readers_checks_and_normalization(scorer):
+    genome = scorer.fasta.fetch(CONTIG, 0, 20000).upper()
+    run = next(i for i in range(1, 19990) if genome[i : i + 3] == genome[i] * 3 and genome[i - 1] != genome[i])
+    base, other = genome[5000], "A" if genome[5000] != "A" else "C"
+    variants = [
+        Variant("chrZ", 5000, base, other),  # a contig the FASTA lacks
+        Variant(CONTIG, 5000, base, "R"),  # an IUPAC code is not a base to score
+        Variant(CONTIG, 5000, base, base),
+        Variant(CONTIG, 5000, other, base),  # REF disagrees with the reference
+        Variant(CONTIG, scorer.fasta.lengths[CONTIG], "A", "C"),
+        Variant(CONTIG, 5000, base, other),
+        Variant(CONTIG, 4999, genome[4999:5001], genome[4999] + other),  # the same SNV with a padding base
+        Variant(CONTIG, run - 1, genome[run - 1 : run + 1], genome[run - 1]),  # a deletion in a run, left-aligned
+        Variant(CONTIG, run + 1, genome[run + 1 : run + 3], genome[run + 1]),  # the same deletion, shifted right
+    ]
+    table = scorer.score(variants, progress=False)
+    assert table["status"].tolist() == ["unknown_contig", "invalid_bases", "alt_equals_ref", "ref_mismatch",
+                                        "out_of_bounds", *["scored"] * 4]  # fmt: skip
+    assert table["score"][:5].isna().all()
+    assert table["score"][5] == pytest.approx(table["score"][6], abs=1e-6)
+    assert table["score"][7] == pytest.approx(table["score"][8], abs=1e-6)
+    assert table["variant"][6] == table["variant"][5] and table["variant"][8] == table["variant"][7]
+    assert (table["pos"][5:] == [5001, 5000, run, run + 2]).all()  # positions as the caller gave them, 1-based
