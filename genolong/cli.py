@@ -191,9 +191,12 @@ def fit_vep(
 
     from genolong.io.fasta import Fasta
     from genolong.pipelines.loading import load_model
-    from genolong.pipelines.supervised_vep import SupervisedVEP, labelled_variants
+    from genolong.pipelines.supervised_vep import SupervisedVEP, check_folds, labelled_variants
 
     out = Path(output_dir)
+    if out.exists() and not out.is_dir():
+        raise UsageError("the output folder is an existing file", path=out, hint="give a folder name")
+    check_folds(folds)
     net, tokenizer, _ = load_model(model, None, device)
     with Fasta(fasta) as reference:
         variants, labels, summary = labelled_variants(vcf, reference, label_field, ref_policy=ref_policy)
@@ -201,16 +204,20 @@ def fit_vep(
         _check_writable(str(out / "metrics.json"))
         vep = SupervisedVEP.fit(net, tokenizer, reference, variants, labels, window=window, folds=folds,
                                 regularization=regularization, seed=seed, batch_size=batch_size,
-                                device=device)  # fmt: skip
-    pd.DataFrame({"contig": [v.contig for v in variants], "pos": [v.pos + 1 for v in variants],
-                  "id": [v.id for v in variants], "ref": [v.ref for v in variants],
-                  "alt": [v.alt for v in variants], "label": labels, "cv_probability": vep.cv_predictions}
+                                device=device, progress=True)  # fmt: skip
+    # as score-variants writes them: the VCF's CHROM/POS/REF/ALT, and the normalized change that was scored
+    pd.DataFrame({"contig": [v.vcf_contig or v.contig for v in variants], "pos": [v.vcf_pos for v in variants],
+                  "id": [v.id for v in variants], "ref": [v.vcf_ref for v in variants],
+                  "alt": [v.vcf_alt for v in variants], "record": [v.record for v in variants],
+                  "allele": [v.allele for v in variants], "variant": [str(v) for v in variants],
+                  "label": labels, "cv_probability": vep.cv_predictions}
                  ).to_csv(out / "cv_predictions.tsv", sep="\t", index=False, float_format="%.6g")  # fmt: skip
     metrics = {"cv_auroc": vep.cv_auroc, "fold_aurocs": vep.fold_aurocs, "folds": folds, "variants": len(labels),
                "positives": int(labels.sum()), "window": window, "model": model, "vcf": summary}  # fmt: skip
     (out / "metrics.json").write_text(jsonlib.dumps(metrics, indent=2))
     joblib.dump(vep.classifier, out / "classifier.joblib")
-    print(render_summary({k: v for k, v in metrics.items() if k != "vcf"}))
+    skipped = {reason: n for reason, n in summary.get("skipped", {}).items() if n}
+    print(render_summary({k: v for k, v in metrics.items() if k != "vcf"} | {"skipped": skipped}))
 
 
 def embed(
@@ -299,10 +306,12 @@ def ism(
     """
     from genolong.pipelines.ism import plot_heatmap, saturation_mutagenesis
     from genolong.pipelines.variant_effect import VariantScorer
-    from genolong.pipelines.variant_outputs import output_format, write_table
+    from genolong.pipelines.variant_outputs import write_table
 
-    if output_format(output) not in (".tsv", ".parquet") or (heatmap and not heatmap.endswith(".png")):
-        raise UsageError("ism writes its table as .tsv or .parquet and its heatmap as .png", path=output)
+    if not output.endswith((".tsv", ".parquet")):
+        raise UsageError("ism writes its table as .tsv or .parquet", path=output)
+    if heatmap and not heatmap.endswith(".png"):
+        raise UsageError("ism draws its heatmap as .png", path=heatmap)
     for path in (output, heatmap):
         _check_writable(path)
     options = dict(method=method, window=window, rc_average=not no_rc_average, batch_size=batch_size)

@@ -6,13 +6,17 @@ Any genolong model works (causal or masked LM, classification or track model): i
 states (after the last norm) are the embeddings. ``pooling``: ``mean`` over the sequence's positions, ``last``
 position (all a causal model has read), or ``none`` (one (L, D) array per sequence).
 
-Sequences longer than ``chunk`` bases (default: the model's context, ``config.max_position``):
+Positions are tokens (bases for a single-base tokenizer, k-mers for a k-mer one). Sequences longer than
+``chunk`` (default: the model's context, ``config.max_position``):
 
 - a causal model of recurrent mixers only (Mamba2, mLSTM) reads the sequence in pieces, its state carried from
-  piece to piece: exactly a single pass over the whole sequence, in bounded memory;
+  piece to piece: exactly a single pass over the whole sequence;
 - any other model (Hyena or attention mixers: their filters and positions end at the context; bidirectional
-  models) reads overlapping windows of ``chunk`` bases advanced by ``chunk // 2``: each position's vector comes
-  from the window in which it is most central (a quarter window of context on each side, except at the ends).
+  models) reads overlapping windows of ``chunk`` tokens advanced by ``chunk // 2``: each position's vector comes
+  from the window in which it is most central (a quarter window of context on each side, less at the ends).
+
+Pooled embeddings of a long sequence are pooled piece by piece (a running float64 sum for ``mean``), so memory
+does not grow with its length.
 
 Ids: a BED region's name column (else ``contig:start-end``, 1-based) or the FASTA record's name. Pooled outputs
 (``.npy`` with its ``.ids.txt``, pooled ``.parquet``) keep one row per sequence in input order, so repeated ids
@@ -70,7 +74,7 @@ def embed_sequences(model: Any, tokenizer: Any, sequences: Sequence[str], *, poo
                 out[i] = _pool(hidden[row, : int(mask[row].sum())], pooling)
             bar.update(len(rows))
         for i in sorted(set(range(len(sequences))) - set(short)):
-            out[i] = _pool(torch.from_numpy(_embed_long(backbone, tokenizer, sequences[i], chunk, device)), pooling)
+            out[i] = _embed_long(backbone, tokenizer, sequences[i], chunk, device, pooling, progress)
             bar.update(1)
     bar.close()
     return out if pooling == "none" else np.stack(out).astype(np.float32)
@@ -85,28 +89,51 @@ def _pool(hidden: torch.Tensor, pooling: str) -> np.ndarray:
     return hidden.float().cpu().numpy()
 
 
-def _embed_long(backbone: Any, tokenizer: Any, seq: str, chunk: int, device: str) -> np.ndarray:
-    """(L, D) per-position states of a sequence longer than ``chunk`` (see the module docstring)."""
+class _Pooler:
+    """Pools a sequence's (L, D) states handed over in consecutive pieces, keeping only what the pooling needs
+    (a running sum and the last vector for ``mean``/``last``: memory independent of L)."""
+
+    def __init__(self, pooling: str):
+        self.pooling, self.pieces, self.total, self.count = pooling, [], 0.0, 0
+
+    def add(self, hidden: torch.Tensor) -> None:  # (n, D)
+        if self.pooling == "none":
+            self.pieces.append(hidden.float().cpu())
+        else:
+            self.total = self.total + hidden.double().sum(0)  # float64: a long sum stays exact enough
+            self.count += hidden.shape[0]
+            self.last = hidden[-1]
+
+    def result(self) -> np.ndarray:
+        if self.pooling == "none":
+            return torch.cat(self.pieces).numpy()
+        vector = self.total / self.count if self.pooling == "mean" else self.last  # (D,)
+        return vector.float().cpu().numpy()
+
+
+def _embed_long(backbone: Any, tokenizer: Any, seq: str, chunk: int, device: str, pooling: str,
+                progress: bool) -> np.ndarray:  # fmt: skip
+    """The pooled (D,) or per-position (L, D) states of a sequence longer than ``chunk`` (see the module
+    docstring); a progress bar over its pieces."""
     ids = torch.as_tensor(np.asarray(tokenizer.encode(seq), dtype=np.int64), device=device)[None]  # (1, L)
-    config = backbone.config
+    config, pooler, length = backbone.config, _Pooler(pooling), ids.shape[1]
     if not config.bidirectional and not config.position_limited:  # state carried piece to piece: exact
-        cache, pieces = None, []
-        for piece in ids.split(chunk, dim=1):
+        cache = None
+        for piece in tqdm(ids.split(chunk, dim=1), desc="  pieces", unit="piece", leave=False, disable=not progress):
             out = backbone(input_ids=piece, past_key_values=cache, use_cache=True)
             cache = out.past_key_values
-            pieces.append(out.last_hidden_state[0].float())
-        return torch.cat(pieces).cpu().numpy()
-    length, step, margin = ids.shape[1], chunk // 2, chunk // 4
-    out = np.zeros((length, config.d_model), dtype=np.float32)
-    for start in range(0, max(length - chunk, 0) + step, step):
-        start = min(start, length - chunk)
-        hidden = backbone(input_ids=ids[:, start : start + chunk]).last_hidden_state[0].float().cpu().numpy()
-        keep_from = 0 if start == 0 else margin  # window-relative positions this window is most central for
-        keep_to = chunk if start + chunk >= length else chunk - margin
-        out[start + keep_from : start + keep_to] = hidden[keep_from:keep_to]
-        if start + chunk >= length:
-            break
-    return out
+            pooler.add(out.last_hidden_state[0])
+        return pooler.result()
+    step, margin = chunk // 2, chunk // 4
+    starts = [*range(0, length - chunk, step), max(length - chunk, 0)]  # the last window ends with the sequence
+    # each position from the window where it is most central: window j from its start + margin (0 for the
+    # first) up to where window j + 1 takes over (the sequence end for the last)
+    firsts = [0] + [start + margin for start in starts[1:]]
+    for start, first, end in tqdm(list(zip(starts, firsts, [*firsts[1:], length], strict=True)), desc="  windows",
+                                  unit="window", leave=False, disable=not progress):  # fmt: skip
+        hidden = backbone(input_ids=ids[:, start : start + chunk]).last_hidden_state[0]  # (chunk, D)
+        pooler.add(hidden[first - start : end - start])
+    return pooler.result()
 
 
 def check_embed_output(output: str | os.PathLike, pooling: str) -> None:

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from genolong.data.datasets import annotation_for
 from genolong.data.regions import Region, resolve_regions
-from genolong.errors import InconsistentDataError, UsageError
+from genolong.errors import InconsistentDataError, InputMissingError, UsageError
 from genolong.pipelines.baselines import MarkovModel, base_codes
 from genolong.pipelines.loading import load_model, token_log_probs
 from genolong.tokenizers.factory import bases_per_token, takes_cds
@@ -119,6 +119,9 @@ def evaluate_language_model(
         if annotation is None:
             raise UsageError("the model's codon tokenizer reads codons in the frames of a CDS annotation, and "
                              "none was given", hint="give the FASTA's CDS with --annotation genes.gff3")  # fmt: skip
+        if not os.path.exists(annotation):
+            raise InputMissingError("the CDS annotation the model was trained with is not found from here",
+                                    path=annotation, hint="give it with --annotation")  # fmt: skip
     with Fasta(fasta) as fa:
         eval_spans = resolve_regions(regions, fa.lengths)
         train_spans = _training_spans(train_regions, eval_spans, fa.lengths)

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 def variant_features(model: Any, tokenizer: Any, fasta: Fasta, variants: Sequence[Variant], *, window: int,
-                     batch_size: int = 16, device: str = "cpu") -> np.ndarray:  # fmt: skip
+                     batch_size: int = 16, device: str = "cpu", progress: bool = False) -> np.ndarray:  # fmt: skip
     """(N, 2 D) float32 ``[ref, alt - ref]`` embeddings, each the mean of both strands."""
     from genolong.pipelines.embed import embed_sequences
 
@@ -38,10 +38,16 @@ def variant_features(model: Any, tokenizer: Any, fasta: Fasta, variants: Sequenc
         too_long = next(v for v, w in zip(variants, windows, strict=True) if w is None)
         raise UsageError(f"variant {too_long} is longer than half the window ({window} bases)")
     sequences = [s for w in windows for pair in (w.forward, w.reverse) for s in (pair.ref, pair.alt)]
-    embedded = embed_sequences(model, tokenizer, sequences, pooling="mean", batch_size=batch_size, device=device)
+    embedded = embed_sequences(model, tokenizer, sequences, pooling="mean", batch_size=batch_size, device=device,
+                               progress=progress)  # fmt: skip
     embedded = embedded.reshape(len(variants), 2, 2, -1).mean(axis=1)  # (N, ref/alt, D), strands averaged
     ref, alt = embedded[:, 0], embedded[:, 1]
     return np.concatenate([ref, alt - ref], axis=1).astype(np.float32)
+
+
+def check_folds(folds: int) -> None:
+    if not isinstance(folds, int) or folds < 2:
+        raise UsageError(f"cross-validation needs at least 2 folds, got {folds!r}")
 
 
 @dataclass
@@ -57,7 +63,8 @@ class SupervisedVEP:
     @classmethod
     def fit(cls, model: Any, tokenizer: Any, fasta: str | os.PathLike | Fasta, variants: Sequence[Variant],
             labels: Sequence[int], *, window: int = 1024, folds: int = 5, regularization: float = 1.0,
-            seed: int = 0, batch_size: int = 16, device: str = "cpu") -> SupervisedVEP:  # fmt: skip
+            seed: int = 0, batch_size: int = 16, device: str = "cpu",
+            progress: bool = False) -> SupervisedVEP:  # fmt: skip
         """Cross-validate, then fit on all of ``variants`` with binary ``labels`` (0/1)."""
         from sklearn.metrics import roc_auc_score
         from sklearn.model_selection import StratifiedKFold
@@ -67,13 +74,14 @@ class SupervisedVEP:
             raise InconsistentDataError(f"{len(variants)} variants but {len(y)} labels")
         if not np.isin(y, (0, 1)).all():
             raise UsageError("labels must be 0 or 1")
+        check_folds(folds)
         smallest = int(min((y == 0).sum(), (y == 1).sum()))
         if smallest < folds:
             raise UsageError(f"{folds}-fold cross-validation needs at least {folds} variants of each label, "
                              f"the rarer label has {smallest}")  # fmt: skip
         with _reference(fasta) as reference:
             x = variant_features(model, tokenizer, reference, variants, window=window, batch_size=batch_size,
-                                 device=device)  # fmt: skip
+                                 device=device, progress=progress)  # fmt: skip
         oof, fold_aurocs = np.zeros(len(y)), []
         for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
             classifier = _classifier(regularization, seed).fit(x[train], y[train])

@@ -74,6 +74,14 @@ def test_long_sequences_by_state_are_exact_and_by_windows_take_central_positions
     np.testing.assert_allclose(windows[:48], hidden(hyena, seq[:64])[:48], atol=1e-5)  # first window's part
     np.testing.assert_allclose(windows[-16:], hidden(hyena, seq[-64:])[-16:], atol=1e-5)  # the last window's
     np.testing.assert_allclose(windows[48:80], hidden(hyena, seq[32:96])[16:48], atol=1e-5)  # central quarter
+    for model, per_position in ((recurrent, pieces), (hyena, windows)):  # pooled piece by piece, not all kept
+        mean = embed_sequences(model, TOKENIZER, [seq], pooling="mean")[0]
+        last = embed_sequences(model, TOKENIZER, [seq], pooling="last")[0]
+        np.testing.assert_allclose(mean, per_position.mean(0), atol=1e-5)
+        np.testing.assert_allclose(last, per_position[-1], atol=1e-6)
+    odd = embed_sequences(hyena, TOKENIZER, [seq], pooling="none", chunk=30)[0]  # 30 // 4: windows overlap more
+    assert odd.shape == (150, hyena.config.d_model)
+    np.testing.assert_allclose(odd[-7:], hidden(hyena, seq[-30:])[-7:], atol=1e-5)
 
 
 def test_cli_embed_records_and_bed_regions(model_dir, tmp_path):
@@ -121,6 +129,11 @@ def test_cli_ism_table_heatmap_and_region_limit(model_dir, tmp_path):
     assert matplotlib.image.imread(tmp_path / "h.png").shape[1] > 600  # a readable width
     too_long = run_cli(*common, "--region", f"{CONTIG}:1-5000", "--output", tmp_path / "x.tsv", cwd=REPO)
     assert too_long.returncode == 2 and "limited" in too_long.stderr
+    region = ["--region", f"{CONTIG}:1001-1030"]
+    for bad, named in ((["--output", tmp_path / "t.csv"], "t.csv"),
+                       (["--output", tmp_path / "t.tsv", "--heatmap", tmp_path / "h.jpg"], "h.jpg")):  # fmt: skip
+        refused = run_cli(*common, *region, *bad, cwd=REPO)
+        assert refused.returncode == 2 and named in refused.stderr and ".vcf" not in refused.stderr
 
 
 def test_generation_is_seeded_bases_only_and_greedy_at_top_k_1():

@@ -86,3 +86,10 @@ def test_cli_fit_vep_writes_predictions_metrics_and_classifier(model, snvs, tmp_
     assert metrics["cv_auroc"] > 0.85 and (tmp_path / "vep" / "classifier.joblib").stat().st_size > 0
     missing = run_cli(*common, "--label_field", "NOPE", "--output_dir", tmp_path / "x", cwd=REPO)
     assert missing.returncode == 5 and "NOPE" in missing.stderr and "Traceback" not in missing.stderr
+    assert table["pos"].tolist() == [v.pos + 1 for v in variants] and table["record"].tolist() == list(range(1, 161))
+    assert "skipped:\n  (none)" in ok.stdout
+    (tmp_path / "a_file").write_text("")
+    for bad in (["--output_dir", tmp_path / "a_file"], ["--output_dir", tmp_path / "y", "--folds", "1"]):
+        refused = run_cli(*common, "--label_field", "GC_GAIN", *bad, cwd=REPO)
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
+        assert "existing file" in refused.stderr or "at least 2 folds" in refused.stderr

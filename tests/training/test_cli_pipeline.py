@@ -130,7 +130,7 @@ def test_bf16_mixed_with_activation_checkpointing_trains(cli, tmp_path):
 
 
 def test_a_codon_model_trains_and_is_evaluated_on_the_annotated_frames(cli, tmp_path):
-    gff = REPO / "data" / "ecoli_200k.cds.gff3"
+    gff = "data/ecoli_200k.cds.gff3"  # relative to the repository, where fit runs
     out = cli("fit", "--config", TINY, *QUICK, "--model.init_args.tokenizer", "codon",
               "--data.init_args.tokenizer", "codon", "--data.init_args.annotation", gff,
               "--trainer.log_every_n_steps", "1", "--trainer.default_root_dir", tmp_path,
@@ -151,6 +151,10 @@ def test_a_codon_model_trains_and_is_evaluated_on_the_annotated_frames(cli, tmp_
     result = json.loads((tmp_path / "eval.json").read_text())
     assert result["tokenizer"] == "CodonTokenizer" and 1990 <= result["bases_scored"] <= 1999
     assert 2.0 < result["bits_per_base"] < 4.0
+    elsewhere = cli("evaluate", "--model", tmp_path / "ckpt" / "last.ckpt", "--fasta", REPO / "data" / "ecoli_200k.fa",
+                    "--regions", "MIIJ01000039.1:190001-192000", cwd=tmp_path)  # fmt: skip
+    assert elsewhere.returncode == 3 and "annotation the model was trained with" in elsewhere.stderr
+    assert "--annotation" in elsewhere.stderr
 
 
 def test_an_annotation_with_a_single_base_tokenizer_is_a_usage_error(cli, tmp_path):
