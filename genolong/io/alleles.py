@@ -121,6 +121,14 @@ def _shift_left(pos: int, s: str, fetch: Fetch, chunk: int = 64) -> tuple[int, s
     return pos - k, (left[len(left) - k :] + s)[:m]
 
 
+def reference_problem(pos: int, ref: str, contig_length: int | None) -> str | None:
+    """Why REF at 0-based ``pos`` cannot be compared with its contig (``out_of_bounds``, ``invalid_bases``: a
+    skip reason), or None if it can; ``contig_length`` None when unknown."""
+    if pos < 0 or (contig_length is not None and pos + len(ref) > contig_length):
+        return "out_of_bounds"
+    return None if PLAIN_BASES.match(ref.upper()) else "invalid_bases"
+
+
 def allele_problem(ref: str, alt: str) -> str | None:
     """Why an ALT allele cannot be scored as a sequence change (a skip reason), or None if it can."""
     if alt == ".":  # one missing allele in a list such as A,.

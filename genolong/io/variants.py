@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from genolong.errors import InconsistentDataError, InputMissingError, MalformedInputError, UsageError
-from genolong.io.alleles import PLAIN_BASES, Fetch, SkippedAllele, Variant, allele_problem, normalize
+from genolong.io.alleles import Fetch, SkippedAllele, Variant, allele_problem, normalize, reference_problem
 from genolong.io.htslib import HtslibLog
 from genolong.io.intervals import Reference, open_reference, open_text
 
@@ -260,11 +260,8 @@ class VariantReader:
         contig = self._resolve(rec.chrom)
         if contig is None:
             return rec.chrom, "unknown_contig"
-        length = self._lengths.get(contig)
-        if rec.start < 0 or (length is not None and rec.start + len(rec.ref) > length):
-            return contig, "out_of_bounds"
-        if not PLAIN_BASES.match(rec.ref.upper()):
-            return contig, "invalid_bases"
+        if (reason := reference_problem(rec.start, rec.ref, self._lengths.get(contig))) is not None:
+            return contig, reason
         if self.reference is None:
             return contig, None
         found = self.reference.fetch(contig, rec.start, rec.start + len(rec.ref)).upper()

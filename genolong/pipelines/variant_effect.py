@@ -37,7 +37,7 @@ import torch
 from tqdm.auto import tqdm
 
 from genolong.errors import NonFiniteError, UsageError
-from genolong.io.alleles import PLAIN_BASES, SkippedAllele, Variant, allele_problem, normalize
+from genolong.io.alleles import SkippedAllele, Variant, allele_problem, normalize, reference_problem
 from genolong.io.fasta import Fasta
 from genolong.io.variants import read_variants
 from genolong.pipelines.loading import load_model, parse_dtype
@@ -168,11 +168,8 @@ class VariantScorer:
     def _problem(self, item: Variant, contig: str) -> str | None:
         """The reader's skip reason for a caller's variant on ``contig`` of the FASTA, or None."""
         ref = item.ref.upper()
-        if item.pos < 0 or item.end > self.fasta.lengths[contig]:
-            return "out_of_bounds"
-        if not PLAIN_BASES.match(ref):
-            return "invalid_bases"
-        if (reason := allele_problem(ref, item.alt.upper())) is not None or item.ref_mismatch:
+        reason = reference_problem(item.pos, ref, self.fasta.lengths[contig]) or allele_problem(ref, item.alt.upper())
+        if reason is not None or item.ref_mismatch:
             return reason
         return "ref_mismatch" if self.fasta.fetch(contig, item.pos, item.end).upper() != ref else None
 
