@@ -40,6 +40,7 @@ def model_log2_probs(
     batch_size: int = 8,
     device: str = "cpu",
     cds: Sequence[Any] | None = None,
+    spelled_by_id: Sequence[int] | None = None,
 ) -> np.ndarray:
     """(L,) log2 P(base_t | preceding bases) under a causal model; NaN where not scored.
 
@@ -47,11 +48,14 @@ def model_log2_probs(
     windows of ``length`` tokens advanced by ``stride`` tokens score every token after the first. A token of
     several bases (a k-mer, a codon) shares its log2 probability equally among the bases it spells, so sums over
     bases are sums over tokens. Bases spelled by no scored token (N, ambiguity codes) are NaN.
+    ``spelled_by_id``: ``bases_per_token(tokenizer)``, when the caller has it (it decodes the whole vocabulary).
     """
     ids, starts = tokenizer.encode_with_positions(seq, **({} if cds is None else {"cds": list(cds)}))
     ids = ids.astype(np.int64)  # (T,)
     token_lp = _token_log2_probs(model, tokenizer.pad_token_id, ids, length, stride, batch_size, device)
-    spelled = np.asarray(bases_per_token(tokenizer), dtype=np.int64)[ids]  # (T,) 0 for unscored tokens
+    if spelled_by_id is None:
+        spelled_by_id = bases_per_token(tokenizer)
+    spelled = np.asarray(spelled_by_id, dtype=np.int64)[ids]  # (T,) 0 for unscored tokens
     keep = (spelled > 0) & ~np.isnan(token_lp)
     spelled, first = spelled[keep], starts[keep]
     # position of every base each kept token spells: its start plus 0..spelled-1
@@ -129,8 +133,9 @@ def evaluate_language_model(
         frames = annotation_for(annotation, tokenizer, fa.lengths)
         eval_seqs = [fa.fetch(r.contig, r.start, r.end) for r in eval_spans]
         train_seqs = [fa.fetch(r.contig, r.start, r.end) for r in train_spans]
+    spelled_by_id = bases_per_token(tokenizer)  # once, not per region
     model_lp = [
-        model_log2_probs(net, tokenizer, s, length, stride, batch_size, device,
+        model_log2_probs(net, tokenizer, s, length, stride, batch_size, device, spelled_by_id=spelled_by_id,
                          cds=None if frames is None else frames.segments(r.contig, r.start, r.end))  # fmt: skip
         for s, r in tqdm(list(zip(eval_seqs, eval_spans, strict=True)), desc="scoring regions", unit="region",
                          disable=len(eval_seqs) < 2)  # fmt: skip
