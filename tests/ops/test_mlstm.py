@@ -47,9 +47,11 @@ def ref(q, k, v, i, f, C0, n0, m0):
 
 @pytest.mark.parametrize(
     ("L", "chunk_size"),
-    [(1, 1), (1, 64), (63, 1), (63, 16), (63, 64), (63, 100), (200, 32), (1000, 37), (1000, 64)],
-)
+    [(1, 1), (1, 64), (63, 1), (63, 16), (63, 64), (63, 100), (200, 32), (1000, 37), (1000, 64), (130, 1),
+     (300, 2)],
+)  # fmt: skip
 def test_chunked_matches_reference(L, chunk_size):
+    # (130, 1) and (300, 2): more chunks than one group of state passing (64), the last group partial
     inputs = make(L=L, seed=L + chunk_size)
     assert_same_outputs_and_grads(fast(chunk_size), ref, inputs, tol=2e-5, grad_tol=1e-4, names=NAMES)
 

@@ -50,20 +50,41 @@ def _chunk_states(
     w = torch.exp(log_to_end - m_loc[..., None])  # (B, H, nc, Q)
     C_loc = torch.einsum("bhcs,bhcsv,bhcsk->bhcvk", w, v, k)  # (B, H, nc, Dv, Dk)
     n_loc = torch.einsum("bhcs,bhcsk->bhck", w, k)  # (B, H, nc, Dk)
+    m0, starts = state[2], []
+    for first in range(0, chunk_lf.shape[-1], _GROUP):
+        group = slice(first, first + _GROUP)
+        after = _states_after(state, chunk_lf[..., group], m_loc[..., group], C_loc[:, :, group], n_loc[:, :, group])
+        entering = (torch.cat([s0[:, :, None], s[:, :, :-1]], dim=2) for s0, s in zip(state, after, strict=True))
+        starts.append(tuple(entering))  # entering chunk c = after chunk c - 1
+        state = tuple(s[:, :, -1] for s in after)
+    C_start, n_start, m_start = (torch.cat(s, dim=2) for s in zip(*starts, strict=True))
+    return (C_start, n_start, m_start), _with_live_stabilizer(state, m0, log_to_end, chunk_lf)
+
+
+# Chunk states are passed in groups of this many chunks: a (G, G) matrix of decays inside a group, one Python
+# step per group. Memory O(G) per chunk; for L <= G * chunk_size (most training windows) a single step.
+_GROUP = 64
+
+
+def _states_after(
+    state: MLSTMState, lf: torch.Tensor, m_loc: torch.Tensor, C_loc: torch.Tensor, n_loc: torch.Tensor
+) -> MLSTMState:
+    """The (C, n, m) after each of G consecutive chunks, from the state entering the first.
+
+    lf, m_loc (B, H, G): summed lf and own stabilizer of each chunk; C_loc (B, H, G, Dv, Dk), n_loc (B, H, G, Dk)
+    the chunk summaries. The recurrence C_c = exp(lf_c) C_{c-1} + exp(m_loc_c) C_loc_c, unrolled:
+    log weight of chunk c' in the state after chunk c is segsum(lf)[c, c'] + m_loc_c' (c' <= c), of the entering
+    state lf_0 + ... + lf_c + m; the stabilizer m_c is the largest of them, exactly the recurrence's.
+    """
     C, n, m = state
-    starts: list[MLSTMState] = []
-    # unbind, not [:, :, c]: indexing in a loop would make backward O(nc^2) (a full-size zero grad per step)
-    per_chunk = (t.unbind(2) for t in (chunk_lf, m_loc, C_loc, n_loc))
-    for lf_c, m_loc_c, C_loc_c, n_loc_c in zip(*per_chunk, strict=True):
-        starts.append((C, n, m))
-        m_new = torch.maximum(lf_c.detach() + m.detach(), m_loc_c)  # (B, H)
-        f = torch.exp(lf_c + m - m_new)  # (B, H)
-        g = torch.exp(m_loc_c - m_new)  # (B, H)
-        C = f[..., None, None] * C + g[..., None, None] * C_loc_c  # (B, H, Dv, Dk)
-        n = f[..., None] * n + g[..., None] * n_loc_c  # (B, H, Dk)
-        m = m_new
-    C_start, n_start, m_start = (torch.stack(s, dim=2) for s in zip(*starts, strict=True))
-    return (C_start, n_start, m_start), _with_live_stabilizer((C, n, m), state[2], log_to_end, chunk_lf)
+    log_w = segsum(lf) + m_loc[..., None, :]  # (B, H, G, G), -inf for c' > c
+    log_w0 = lf.cumsum(dim=-1) + m[..., None]  # (B, H, G)
+    m_after = torch.maximum(log_w0, log_w.amax(dim=-1)).detach()  # (B, H, G)
+    w = torch.exp(log_w - m_after[..., None])  # (B, H, G, G)
+    w0 = torch.exp(log_w0 - m_after)  # (B, H, G)
+    C_after = w0[..., None, None] * C[:, :, None] + torch.einsum("bhcd,bhdvk->bhcvk", w, C_loc)  # (B, H, G, Dv, Dk)
+    n_after = w0[..., None] * n[:, :, None] + torch.einsum("bhcd,bhdk->bhck", w, n_loc)  # (B, H, G, Dk)
+    return C_after, n_after, m_after
 
 
 def _with_live_stabilizer(
