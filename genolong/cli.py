@@ -99,7 +99,7 @@ def score_variants(
     window: int | None = None,
     window_mode: str = "centered",
     no_rc_average: bool = False,
-    target: int | None = None,
+    target: int | str | None = None,
     ref_policy: str = "skip",
     aliases: bool = False,
     device: str = "cpu",
@@ -126,7 +126,8 @@ def score_variants(
             the variant only; llr).
         no_rc_average: score the forward strand only (by default the reverse complement is scored too and the
             two are averaged, unless the model is strand-symmetric).
-        target: supervised models: the output taken as the score (default: the last one).
+        target: supervised models: the output taken as the score, by index or class name (default: the last
+            one); the table has a delta_<class> column for each output.
         ref_policy: on a REF that disagrees with the FASTA: skip (a row with status ref_mismatch), warn (scored
             anyway) or error (exit 5).
         aliases: match contig names chr1/1, chrM/MT between the VCF and the FASTA.

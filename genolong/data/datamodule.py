@@ -19,6 +19,7 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from genolong.data.datasets import GenomeWindows, PadCollate, annotation_for, check_soft_mask_weight
+from genolong.data.hparams import with_plain_paths
 from genolong.data.reads import ReadSequences
 from genolong.data.regions import resolve_regions, shared_bases
 from genolong.data.samplers import ResumableSampler
@@ -89,6 +90,7 @@ class GenomeDataModule(L.LightningDataModule):
         from genolong.tokenizers.factory import build_tokenizer, takes_cds
 
         self.save_hyperparameters()
+        with_plain_paths(self.hparams)  # a Path given in Python is stored as a string
         self.tokenizer = build_tokenizer(tokenizer)
         self.stages = [(int(n), int(s)) for n, s in (stages or [(length, 0)])]
         if any(n < 2 or s < 0 for n, s in self.stages):

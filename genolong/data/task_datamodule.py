@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from genolong.data.hparams import with_plain_paths
 from genolong.data.labelled import Example, coverage_examples, crop, encode_targets, read_examples
 from genolong.errors import UsageError
 from genolong.tokenizers.alphabet import reverse_complement
@@ -106,12 +107,21 @@ class SequenceTaskDataModule(L.LightningDataModule):
         if (task == "tracks") != (bam is not None):
             raise UsageError("the tracks task takes its targets from data.bam, and only it does")
         self.save_hyperparameters()
+        with_plain_paths(self.hparams)  # a Path given in Python is stored as a string
         from genolong.tokenizers.factory import build_tokenizer, refuse_without_annotation
 
         self.tokenizer = build_tokenizer(tokenizer)
         refuse_without_annotation(self.tokenizer, "fine-tuning on labelled sequences")
         self.datasets: dict[str, LabelledSequences] = {}
         self.classes: list[str] = list(classes or [])
+
+    def adopt_classes(self, classes: list[str]) -> None:
+        """Encode labels as ``classes`` (a trained classifier's outputs, in order) instead of this data's own
+        sorted labels; a no-op where ``classes`` was given to the data module (the model checks it)."""
+        if self.hparams.classes or list(classes) == self.classes:
+            return
+        self.classes = list(classes)
+        self.datasets = {}  # built again on the next setup(), with these class ids
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:

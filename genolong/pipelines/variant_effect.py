@@ -68,13 +68,14 @@ class VariantScorer:
         window_mode: ``centered`` or ``upstream`` (llr only).
         rc_average: also score the reverse strand and average (skipped for strand-symmetric models).
         reuse_prefix: llr only: run the shared prefix once and the two suffixes from its cache.
-        target: supervised only: which output is the score (default: the last, e.g. the positive class).
+        target: supervised only: which output is the score, by index or class name (default: the last, e.g. the
+            positive class).
         batch_size: variants per forward pass.
     """
 
     def __init__(self, model: Any, tokenizer: Any, fasta: str | os.PathLike | Fasta, *, method: str = "auto",
                  device: str = "cpu", window: int | None = None, window_mode: str = "centered",
-                 rc_average: bool = True, reuse_prefix: bool = True, target: int | None = None,
+                 rc_average: bool = True, reuse_prefix: bool = True, target: int | str | None = None,
                  batch_size: int = 16):  # fmt: skip
         context = int(model.config.max_position)
         window = min(context, 1024) if window is None else int(window)
@@ -89,10 +90,8 @@ class VariantScorer:
         if window_mode not in WINDOW_MODES or (window_mode == "upstream" and self.method != "llr"):
             raise UsageError(f"window_mode must be one of {WINDOW_MODES} ('upstream' with llr only), "
                              f"got {window_mode!r} for {self.method}")  # fmt: skip
-        outputs = int(model.config.num_labels) if self.method == "supervised" else 1
-        self.target = outputs - 1 if target is None else int(target)
-        if not 0 <= self.target < outputs:
-            raise UsageError(f"target must index one of the model's {outputs} outputs, got {target}")
+        self.output_names = output_names(model.config) if self.method == "supervised" else ["score"]
+        self.target = _target_index(target, self.output_names)
         self.model, self.tokenizer = model, tokenizer
         self.run = Scoring(model, tokenizer, device, batch_size, reuse_prefix)
         self.window, self.window_mode = window, window_mode
@@ -116,8 +115,8 @@ class VariantScorer:
     def columns(self) -> list[str]:
         """The table's columns: :data:`COLUMNS` and the method's extra ones."""
         extra = list(EXTRA_COLUMNS[self.method])
-        if self.method == "supervised" and self.model.config.num_labels > 1:
-            extra = [f"delta_{k}" for k in range(self.model.config.num_labels)]
+        if self.method == "supervised" and len(self.output_names) > 1:
+            extra = [f"delta_{name}" for name in self.output_names]
         return [*COLUMNS, *extra]
 
     def score(self, variants: Iterable[Variant | SkippedAllele], *, progress: bool = True) -> pd.DataFrame:
@@ -270,6 +269,26 @@ def _describe(item: Variant | SkippedAllele) -> tuple:
         contig = item.vcf_contig or item.contig
         return contig, item.vcf_pos, item.id, item.vcf_ref, item.vcf_alt, *where, str(item), item.kind
     return item.contig, item.pos + 1, item.id, item.ref, item.alt, *where, str(item), item.kind
+
+
+def output_names(config: Any) -> list[str]:
+    """Names of a supervised model's outputs: its class names where it has them (a classifier fine-tuned by
+    genolong carries them in ``id2label``), else the output indices."""
+    n = int(config.num_labels)
+    names = [str(config.id2label.get(k, k)) for k in range(n)] if config.id2label else []
+    return names if len(names) == n and names != [f"LABEL_{k}" for k in range(n)] else [str(k) for k in range(n)]
+
+
+def _target_index(target: int | str | None, names: list[str]) -> int:
+    """The index of the output ``target`` (an index or a name of ``names``); default the last."""
+    if target is None:
+        return len(names) - 1
+    if isinstance(target, str) and target in names:
+        return names.index(target)
+    if isinstance(target, int) and 0 <= target < len(names):
+        return target
+    raise UsageError(f"target must be one of the model's outputs {names} (by name or index 0..{len(names) - 1}), "
+                     f"got {target!r}")
 
 
 def _resolve_method(method: str, model: Any) -> str:

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import SumMetric
 
+from genolong.data.hparams import with_plain_paths
 from genolong.errors import UsageError
 from genolong.tokenizers.factory import check_same_tokenizer
 from genolong.training.optim import configure_adamw, scheduled_steps
@@ -61,6 +62,7 @@ class LanguageModelModule(L.LightningModule):
         if objective not in ("causal", "masked"):
             raise UsageError(f"objective must be 'causal' or 'masked', got {objective!r}")
         self.save_hyperparameters()
+        with_plain_paths(self.hparams)  # a Path given in Python is stored as a string
         from genolong.models import GenoLongForCausalLM, GenoLongForMaskedLM, get_preset
         from genolong.tokenizers.factory import (
             base_token_ids,

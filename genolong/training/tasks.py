@@ -7,7 +7,10 @@ and ``test/*``: accuracy, MCC and AUROC for classification; Pearson, Spearman an
 tracks (tracks: over every real position).
 
 A checkpoint of this module holds the backbone's config (``backbone_config``, plain types), so it loads without
-the pre-trained model it started from.
+the pre-trained model it started from, and a classifier's class names in output order (``class_names``, from
+the data at its first fit): they become the model config's ``id2label`` (kept by ``genolong export``), and later
+runs on that checkpoint (``test``, ``predict``, resumed fits) encode their labels in that order, not in the order
+their own files would give.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import lightning as L
 import torch
 import torchmetrics as tm
 
+from genolong.data.hparams import with_plain_paths
 from genolong.errors import InconsistentDataError, UsageError
 from genolong.tokenizers.factory import check_same_tokenizer
 from genolong.training.optim import configure_adamw, scheduled_steps
@@ -39,7 +43,7 @@ class SequenceTaskModule(L.LightningModule):
         pooling: ``mean`` or ``last`` (sequence tasks).
         lr, weight_decay, betas, warmup_steps, min_lr_ratio: AdamW with warmup and cosine decay.
         compile: ``torch.compile`` the model (True: the default inductor backend, or a backend name).
-        backbone_config: set when saving; not a user option.
+        backbone_config, class_names: set when saving; not user options.
     """
 
     def __init__(self, task: str = "classification", num_labels: int = 2, pretrained: str | None = None,
@@ -47,7 +51,8 @@ class SequenceTaskModule(L.LightningModule):
                  tokenizer: str = "nucleotide", freeze_backbone: bool = False, pooling: str = "mean",
                  lr: float = 1e-3, weight_decay: float = 0.01, betas: tuple[float, float] = (0.9, 0.999),
                  warmup_steps: int = 20, min_lr_ratio: float = 0.1, compile: bool | str = False,
-                 backbone_config: dict[str, Any] | None = None):  # fmt: skip
+                 backbone_config: dict[str, Any] | None = None,
+                 class_names: list[str] | None = None):  # fmt: skip
         super().__init__()
         if task not in TASKS:
             raise UsageError(f"task must be one of {TASKS}, got {task!r}")
@@ -59,7 +64,8 @@ class SequenceTaskModule(L.LightningModule):
             config, backbone = self._backbone(pretrained, preset, tokenizer)
             backbone_config = config.to_dict()
         self.save_hyperparameters()  # reads the arguments now: backbone_config as just set
-        self.model = _task_model(task, backbone_config, num_labels, pooling, model_overrides)
+        with_plain_paths(self.hparams)  # a Path given in Python is stored as a string
+        self.model = _task_model(task, backbone_config, num_labels, pooling, model_overrides, class_names)
         if backbone is not None:
             self.model.model.load_state_dict(backbone.state_dict())
         if freeze_backbone:
@@ -99,10 +105,21 @@ class SequenceTaskModule(L.LightningModule):
         check_same_tokenizer(data.tokenizer, data.hparams.tokenizer, self.tokenizer, self.hparams.tokenizer)
         if data.hparams.task != self.hparams.task:
             raise UsageError(f"the model's task is {self.hparams.task} but the data's is {data.hparams.task}")
+        trained_on = self.hparams.class_names
+        if trained_on:  # labels as the model's classes, in its output order
+            data.adopt_classes(trained_on)
         data.setup(stage)
-        if self.hparams.task == "classification" and len(data.classes) != self.hparams.num_labels:
+        if self.hparams.task != "classification":
+            return
+        if len(data.classes) != self.hparams.num_labels:
             raise InconsistentDataError(f"the data have {len(data.classes)} classes {data.classes} but the model "
                                         f"num_labels={self.hparams.num_labels}", hint="set model.num_labels")
+        if trained_on and list(trained_on) != list(data.classes):
+            raise InconsistentDataError(f"the model's outputs are the classes {list(trained_on)} (in that order) "
+                                        f"but data.classes is {data.classes}", hint="leave data.classes out")
+        if not trained_on:  # first fit: the data name the outputs (saved with the hyper-parameters)
+            self.hparams.class_names = list(data.classes)
+            _name_outputs(self.model.config, data.classes)
 
     def _step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
@@ -141,7 +158,7 @@ class SequenceTaskModule(L.LightningModule):
 
 
 def _task_model(task: str, backbone_config: dict[str, Any], num_labels: int, pooling: str,
-                overrides: dict[str, Any] | None) -> Any:  # fmt: skip
+                overrides: dict[str, Any] | None, class_names: list[str] | None) -> Any:  # fmt: skip
     from genolong.models import GenoLongConfig, GenoLongForSequenceClassification, GenoLongForTrackPrediction
 
     fields = {k: v for k, v in backbone_config.items() if k not in ("architectures", "transformers_version")}
@@ -150,7 +167,15 @@ def _task_model(task: str, backbone_config: dict[str, Any], num_labels: int, poo
         return GenoLongForTrackPrediction(GenoLongConfig(**fields | {"num_tracks": num_labels}))
     problem = "single_label_classification" if task == "classification" else "regression"
     config = GenoLongConfig(**fields | {"num_labels": num_labels, "problem_type": problem, "pooling": pooling})
+    if class_names:
+        _name_outputs(config, class_names)
     return GenoLongForSequenceClassification(config)
+
+
+def _name_outputs(config: Any, class_names: list[str]) -> None:
+    """Name a classifier's outputs (transformers' id2label / label2id) by its classes."""
+    config.id2label = dict(enumerate(str(name) for name in class_names))
+    config.label2id = {name: i for i, name in config.id2label.items()}
 
 
 def _metrics(task: str, n: int) -> tm.MetricCollection:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from genolong.data.task_datamodule import SequenceTaskDataModule
+from genolong.errors import InconsistentDataError, UsageError
 from genolong.io.alleles import Variant
 from genolong.models import GenoLongForCausalLM, get_preset
 from genolong.pipelines.loading import load_model
@@ -66,6 +67,46 @@ def test_backbone_from_a_pretrained_directory_and_a_frozen_backbone(gc_table, tm
     for theirs, ours in zip(lm.model.parameters(), module.model.model.parameters(), strict=True):
         assert torch.equal(theirs, ours)  # frozen: untouched
     assert not torch.equal(head, module.model.score.weight)  # the head trained
+
+
+def test_class_names_travel_with_the_checkpoint(gc_table, tmp_path):
+    """The classes of the first fit name the outputs: id2label, export, test data in the model's order, and the
+    supervised scorer's delta_<class> columns and target by name."""
+    from transformers import AutoConfig
+
+    from genolong.cli import export
+
+    torch.manual_seed(0)
+    run = L.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_progress_bar=False,
+                    enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
+    run.fit(SequenceTaskModule(model_overrides=SMALL), SequenceTaskDataModule(train=gc_table, batch_size=8))
+    ckpt = tmp_path / "classifier.ckpt"
+    run.save_checkpoint(ckpt)
+    # plain types only (the data module was given a pathlib.Path): loads with weights_only=True
+    assert torch.load(ckpt, weights_only=True)["hyper_parameters"]["class_names"] == ["at", "gc"]
+    model, _, _ = load_model(ckpt, "classification")
+    assert model.config.id2label == {0: "at", 1: "gc"} and model.config.label2id == {"at": 0, "gc": 1}
+    export(str(ckpt), str(tmp_path / "exported"))
+    assert AutoConfig.from_pretrained(tmp_path / "exported").id2label == {0: "at", 1: "gc"}
+
+    # a test file holding only "gc" rows: encoded as the model's class 1 (its own labels alone would give ["gc"])
+    only_gc = tmp_path / "only_gc.tsv"
+    lines = gc_table.read_text().splitlines()
+    only_gc.write_text("\n".join([lines[0], *(line for line in lines[1:] if line.endswith("gc"))]) + "\n")
+    data = SequenceTaskDataModule(test=only_gc, batch_size=8)
+    metrics = run.test(SequenceTaskModule.load_from_checkpoint(ckpt), data, verbose=False)[0]
+    assert data.classes == ["at", "gc"] and set(data.datasets["test"].targets) == {1} and "test/loss" in metrics
+    reordered = SequenceTaskDataModule(test=gc_table, classes=["gc", "at"], batch_size=8)
+    with pytest.raises(InconsistentDataError, match=r"classes \['at', 'gc'\] \(in that order\)"):
+        run.test(SequenceTaskModule.load_from_checkpoint(ckpt), reordered, verbose=False)
+
+    variant = Variant("MIIJ01000039.1", 5000, "A", "C")
+    with VariantScorer.from_pretrained(ckpt, fasta=DATA / "ecoli_200k.fa", window=41, target="at") as scorer:
+        variant = Variant(variant.contig, 5000, scorer.fasta.fetch(variant.contig, 5000, 5001).upper(), "A")
+        table = scorer.score([variant], progress=False)
+    assert {"delta_at", "delta_gc"} <= set(table.columns) and table["score"][0] == table["delta_at"][0]
+    with pytest.raises(UsageError, match="outputs \\['at', 'gc'\\]"):
+        VariantScorer.from_pretrained(ckpt, fasta=DATA / "ecoli_200k.fa", target="enhancer")
 
 
 def test_compiled_training_step_runs(gc_table, tmp_path):
