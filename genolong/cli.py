@@ -106,6 +106,7 @@ def score_variants(
     dtype: str | None = None,
     batch_size: int = 16,
     chunk_size: int = 4096,
+    annotation: str | None = None,
 ) -> None:
     """Score every ALT allele of a VCF with a model; one output row per allele, scored or skipped with a reason.
 
@@ -135,6 +136,7 @@ def score_variants(
         dtype: cast the model's weights (e.g. bfloat16 on a GPU); default as saved.
         batch_size: variants per forward pass.
         chunk_size: alleles read, scored and written at a time.
+        annotation: GFF3/GTF of the FASTA's CDS, for a codon model (default: the one it was trained with).
     """
     from genolong.pipelines.variant_effect import VariantScorer
     from genolong.pipelines.variant_outputs import output_format, write_variant_scores
@@ -142,7 +144,7 @@ def score_variants(
     output_format(output)
     _check_writable(output)
     options = dict(method=method, window=window, window_mode=window_mode, rc_average=not no_rc_average,
-                   target=target, batch_size=batch_size)  # fmt: skip
+                   target=target, batch_size=batch_size, annotation=annotation)  # fmt: skip
     with VariantScorer.from_pretrained(model, fasta=fasta, device=device, dtype=dtype, **options) as scorer:
         summary = write_variant_scores(scorer, vcf, output, ref_policy=ref_policy, aliases=aliases,
                                        chunk_size=chunk_size)  # fmt: skip
@@ -288,6 +290,7 @@ def ism(
     max_length: int = 2000,
     device: str = "cpu",
     batch_size: int = 16,
+    annotation: str | None = None,
 ) -> None:
     """In-silico saturation mutagenesis: every base of a region changed to each other base and scored.
 
@@ -304,6 +307,7 @@ def ism(
         max_length: refuse regions longer than this (3 scored variants per base).
         device: torch device.
         batch_size: variants per forward pass.
+        annotation: GFF3/GTF of the FASTA's CDS, for a codon model (default: the one it was trained with).
     """
     from genolong.pipelines.ism import plot_heatmap, saturation_mutagenesis
     from genolong.pipelines.variant_effect import VariantScorer
@@ -315,7 +319,8 @@ def ism(
         raise UsageError("ism draws its heatmap as .png", path=heatmap)
     for path in (output, heatmap):
         _check_writable(path)
-    options = dict(method=method, window=window, rc_average=not no_rc_average, batch_size=batch_size)
+    options = dict(method=method, window=window, rc_average=not no_rc_average, batch_size=batch_size,
+                   annotation=annotation)  # fmt: skip
     with VariantScorer.from_pretrained(model, fasta=fasta, device=device, **options) as scorer:
         table = saturation_mutagenesis(scorer, region, max_length=max_length)
         units = {"llr": "log-likelihood ratio alt vs ref (nats)", "masked_marginal": "log p(alt) - log p(ref)",

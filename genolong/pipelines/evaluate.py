@@ -23,10 +23,10 @@ from tqdm.auto import tqdm
 
 from genolong.data.datasets import annotation_for
 from genolong.data.regions import Region, resolve_regions
-from genolong.errors import InconsistentDataError, InputMissingError, UsageError
+from genolong.errors import InconsistentDataError, UsageError
 from genolong.pipelines.baselines import MarkovModel, base_codes
-from genolong.pipelines.loading import load_model, token_log_probs
-from genolong.tokenizers.factory import bases_per_token, takes_cds
+from genolong.pipelines.loading import load_model, token_log_probs, training_annotation
+from genolong.tokenizers.factory import bases_per_token, require_annotation
 
 log = logging.getLogger(__name__)
 
@@ -118,14 +118,8 @@ def evaluate_language_model(
         )
     stride = length // 2 if stride is None else stride
     _check_window(length, stride)
-    if annotation is None and takes_cds(tokenizer):
-        annotation = data.get("annotation")
-        if annotation is None:
-            raise UsageError("the model's codon tokenizer reads codons in the frames of a CDS annotation, and "
-                             "none was given", hint="give the FASTA's CDS with --annotation genes.gff3")  # fmt: skip
-        if not os.path.exists(annotation):
-            raise InputMissingError("the CDS annotation the model was trained with is not found from here",
-                                    path=annotation, hint="give it with --annotation")  # fmt: skip
+    annotation = training_annotation(tokenizer, annotation, meta)
+    require_annotation(tokenizer, annotation)
     with Fasta(fasta) as fa:
         eval_spans = resolve_regions(regions, fa.lengths)
         train_spans = _training_spans(train_regions, eval_spans, fa.lengths)

@@ -243,3 +243,17 @@ def export_pretrained(checkpoint: str | os.PathLike, output_dir: str | os.PathLi
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+def training_annotation(tokenizer: Any, annotation: str | os.PathLike | Any, meta: dict) -> Any:
+    """``annotation``, or for a codon model given none, the CDS annotation it was trained with (None if it
+    records none; InputMissingError if that file is not found from here)."""
+    from genolong.tokenizers.factory import takes_cds
+
+    if annotation is not None or not takes_cds(tokenizer):
+        return annotation
+    trained = meta.get("data", {}).get("annotation")
+    if trained is not None and not os.path.exists(trained):
+        raise InputMissingError("the CDS annotation the model was trained with is not found from here",
+                                path=trained, hint="give it with --annotation")  # fmt: skip
+    return trained

@@ -5,8 +5,10 @@
     scorer.summary                                  # counts: alleles == scored + skipped, by reason
 
 Methods (``method``; see :mod:`genolong.pipelines.variant_methods` for the exact definitions): ``llr`` (causal
-LMs), ``masked_marginal`` (masked LMs, substitutions), ``embedding`` (any model), ``supervised`` (a fine-tuned
-classification/regression head); ``auto`` picks the one that fits the model. Windows: see
+LMs), ``masked_marginal`` (masked LMs with single-base tokens, substitutions), ``embedding`` (any model),
+``supervised`` (a fine-tuned classification/regression head); ``auto`` picks the one that fits the model.
+Single-base, k-mer and codon models score variants; a codon model (``llr`` only) reads its windows in the frames
+of a CDS annotation (``annotation``, by default the one it was trained with). Windows: see
 :mod:`genolong.pipelines.variant_windows` (``centered`` or ``upstream``, shifted at contig ends, stated by
 ``window_start``/``window_end``).
 
@@ -36,14 +38,16 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from genolong.data.annotation import CdsAnnotation
+from genolong.data.datasets import annotation_for
 from genolong.errors import NonFiniteError, UsageError
 from genolong.io.alleles import SkippedAllele, Variant, allele_problem, normalize, reference_problem
 from genolong.io.fasta import Fasta
 from genolong.io.variants import read_variants
-from genolong.pipelines.loading import load_model, parse_dtype
-from genolong.pipelines.variant_methods import EXTRA_COLUMNS, METHODS, Scoring, has_predicted_tokens, score_strand
-from genolong.pipelines.variant_windows import WINDOW_MODES, VariantWindows, variant_windows
-from genolong.tokenizers.factory import refuse_without_annotation
+from genolong.pipelines.loading import load_model, parse_dtype, training_annotation
+from genolong.pipelines.variant_methods import EXTRA_COLUMNS, METHODS, Scoring, score_strand
+from genolong.pipelines.variant_windows import WINDOW_MODES, VariantWindows, variant_windows, with_cds
+from genolong.tokenizers.factory import require_annotation, takes_cds
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +65,10 @@ class VariantScorer:
     """Scores variants against a reference FASTA with a genolong model (see the module docstring).
 
     Args:
-        model, tokenizer: a genolong model (eval mode) and its single-base tokenizer.
+        model, tokenizer: a genolong model (eval mode) and its tokenizer.
         fasta: the reference (path or an open :class:`~genolong.io.fasta.Fasta`).
+        annotation: codon models: the CDS of ``fasta`` (GFF3/GTF path or a CdsAnnotation), whose frames the
+            windows are read in.
         method: ``auto``, ``llr``, ``masked_marginal``, ``embedding`` or ``supervised``.
         window: window length in bases (default: the model's context, at most 1024).
         window_mode: ``centered`` or ``upstream`` (llr only).
@@ -76,17 +82,20 @@ class VariantScorer:
     def __init__(self, model: Any, tokenizer: Any, fasta: str | os.PathLike | Fasta, *, method: str = "auto",
                  device: str = "cpu", window: int | None = None, window_mode: str = "centered",
                  rc_average: bool = True, reuse_prefix: bool = True, target: int | str | None = None,
-                 batch_size: int = 16):  # fmt: skip
+                 batch_size: int = 16, annotation: str | os.PathLike | CdsAnnotation | None = None):  # fmt: skip
         context = int(model.config.max_position)
         window = min(context, 1024) if window is None else int(window)
         if not 2 <= window <= context:
             raise UsageError(f"window must be between 2 and the model's context ({context}), got {window}")
         if batch_size < 1:
             raise UsageError(f"batch_size must be positive, got {batch_size}")
-        refuse_without_annotation(tokenizer, "variant scoring")
-        if len(tokenizer.encode("ACGTN")) != 5:
-            raise UsageError("variant scoring needs a single-base tokenizer without special tokens")
         self.method = _resolve_method(method, model)
+        if self.method == "masked_marginal" and len(tokenizer.encode("ACGTN")) != 5:
+            raise UsageError("masked_marginal masks single bases; this model's tokens are not single bases",
+                             hint="score a causal k-mer model with llr, or use method embedding")  # fmt: skip
+        require_annotation(tokenizer, annotation)
+        if takes_cds(tokenizer) and self.method != "llr":
+            raise UsageError(f"codon models score variants with llr only, not {self.method}")
         if window_mode not in WINDOW_MODES or (window_mode == "upstream" and self.method != "llr"):
             raise UsageError(f"window_mode must be one of {WINDOW_MODES} ('upstream' with llr only), "
                              f"got {window_mode!r} for {self.method}")  # fmt: skip
@@ -98,15 +107,18 @@ class VariantScorer:
         self.rc_average = rc_average and getattr(model.config, "rc_mode", "none") != "average"
         self._owns_fasta = not isinstance(fasta, Fasta)
         self.fasta = Fasta(fasta) if self._owns_fasta else fasta
+        self.frames = annotation_for(annotation, tokenizer, self.fasta.lengths)  # codon models: CDS frames
         self.summary: dict[str, Any] = {}  # counts of the last score_vcf() call
 
     @classmethod
     def from_pretrained(cls, model: str | os.PathLike, *, fasta: str | os.PathLike | Fasta, device: str = "cpu",
                         dtype: str | torch.dtype | None = None, **options: Any) -> VariantScorer:  # fmt: skip
         """A scorer from a Lightning checkpoint (.ckpt) or a ``save_pretrained`` directory; ``dtype`` (e.g.
-        ``bfloat16``) casts the weights; ``options`` are the constructor's."""
+        ``bfloat16``) casts the weights; ``options`` are the constructor's (a codon model's ``annotation``
+        defaults to the one it was trained with)."""
         dtype = parse_dtype(dtype)  # before the model loads: a bad name is a usage error
-        net, tokenizer, _ = load_model(model, None, device)
+        net, tokenizer, meta = load_model(model, None, device)
+        options["annotation"] = training_annotation(tokenizer, options.get("annotation"), meta)
         if dtype is not None:
             net = net.to(dtype)
         return cls(net, tokenizer, fasta, device=device, **options)
@@ -135,7 +147,7 @@ class VariantScorer:
                 status.append(AMBIGUOUS)
             elif self.method == "masked_marginal" and len(item.ref) != len(item.alt):
                 status.append(UNSUPPORTED)
-            elif (found := variant_windows(item, self.fasta, self.window, self.window_mode)) is None:
+            elif (found := self._windows(item)) is None:
                 status.append(TOO_LONG)
             elif not self._informative_strands(found).any():
                 status.append(NO_CONTEXT)
@@ -212,12 +224,18 @@ class VariantScorer:
         bar.update(len(items))
         return table
 
+    def _windows(self, variant: Variant) -> VariantWindows | None:
+        """The variant's windows (with their CDS segments for a codon model), or None where it does not fit."""
+        found = variant_windows(variant, self.fasta, self.window, self.window_mode)
+        return found if found is None or self.frames is None else with_cds(found, variant, self.frames)
+
     def _informative_strands(self, windows: VariantWindows) -> np.ndarray:
         """(2,) bool: which strands (forward, reverse) the method gets a score from. A causal LM predicts no
         token of a strand whose windows start with the allele and hold nothing after it (upstream windows at
         a contig end, or a window of one base): its score would be 0, not a measurement."""
         strands = (windows.forward, windows.reverse if self.rc_average else None)
-        return np.array([p is not None and (self.method != "llr" or has_predicted_tokens(p)) for p in strands])
+        return np.array([p is not None and (self.method != "llr" or self.run.encode(p).has_predicted_tokens())
+                         for p in strands])  # fmt: skip
 
     def _score_windows(self, windows: list[VariantWindows], variants: list[Variant], progress: bool) -> np.ndarray:
         """(n, 5 + extra): score, score_forward, score_reverse, window_start, window_end, extra columns.

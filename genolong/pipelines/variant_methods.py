@@ -3,12 +3,15 @@
 Each method takes the (ref, alt) window pairs of one strand and returns an (N, K) float64 array; column 0 is the
 score, the others are named by ``EXTRA_COLUMNS`` (or ``delta_<k>`` for a supervised model's outputs).
 
-- ``llr`` (causal LM): log P(alt window) - log P(ref window), in nats. The first ``shared`` tokens are the same in
-  both windows and so are their log-probabilities: only tokens from the first differing one on are summed. With
-  ``reuse_prefix`` the shared prefix runs once, with a decoding cache (attention keys/values, recurrent states,
-  Hyena's input history), and only the two suffixes run from it; otherwise both windows run in full. The first
-  token of a window is conditioned on, never predicted.
-- ``masked_marginal`` (masked LM, substitutions only): the ref window with the changed bases masked, one pass;
+- ``llr`` (causal LM, any tokenizer): log P(alt window) - log P(ref window), in nats, each the sum of its tokens'
+  log-probabilities (single bases, k-mers, or a codon model's codons in the windows' CDS frames). Tokens before
+  the first one that differs between the two windows are the same and so are their log-probabilities: only
+  tokens from the first differing one on are summed. With ``reuse_prefix`` the shared prefix runs once, with a
+  decoding cache (attention keys/values, recurrent states, Hyena's input history), and only the two suffixes
+  run from it; otherwise both windows run in full. The first token of a window is conditioned on, never
+  predicted.
+- ``masked_marginal`` (masked LM with single-base tokens, substitutions only): the ref window with the changed
+  bases masked, one pass;
   the sum over those positions of log p(alt base) - log p(ref base), in nats (bases of an MNV scored
   independently).
 - ``embedding`` (any model): 1 - cosine similarity of the mean-pooled final hidden states of the two windows,
@@ -28,6 +31,7 @@ import numpy as np
 import torch
 
 from genolong.pipelines.variant_windows import StrandPair
+from genolong.tokenizers.factory import takes_cds
 
 METHODS = ("llr", "masked_marginal", "embedding", "supervised")
 EXTRA_COLUMNS = {"llr": (), "masked_marginal": (), "embedding": ("l2_distance",), "supervised": ()}
@@ -49,6 +53,38 @@ class Scoring:
         batch = self.tokenizer.batch_encode(sequences, return_tensors="pt")
         return batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
 
+    def encode(self, pair: StrandPair) -> TokenPair:
+        """The token ids of a pair's two windows (a codon model's in their CDS frames)."""
+        frames = takes_cds(self.tokenizer)
+
+        def ids(seq: str, cds: tuple) -> np.ndarray:  # (T,)
+            return np.asarray(self.tokenizer.encode(seq, **({"cds": list(cds)} if frames else {})), dtype=np.int64)
+
+        ref, alt = ids(pair.ref, pair.ref_cds), ids(pair.alt, pair.alt_cds)
+        differ = np.flatnonzero(ref[: len(alt)] != alt[: len(ref)])
+        return TokenPair(ref, alt, int(differ[0]) if len(differ) else min(len(ref), len(alt)))
+
+    def padded(self, rows: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token id rows as (input_ids, attention_mask), each (B, T) on the device, right-padded."""
+        ids = torch.full((len(rows), max(len(r) for r in rows)), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)], mask[i, : len(row)] = torch.from_numpy(row), 1
+        return ids.to(self.device), mask.to(self.device)
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    """The ref and alt token ids of a StrandPair; their first ``shared`` tokens are identical."""
+
+    ref: np.ndarray  # (T_ref,)
+    alt: np.ndarray  # (T_alt,)
+    shared: int
+
+    def has_predicted_tokens(self) -> bool:
+        """Whether llr predicts any token from the first differing one on (a window's first token never is)."""
+        return max(len(self.ref), len(self.alt)) > max(self.shared, 1)
+
 
 Tick = Callable[[int], None]
 
@@ -59,36 +95,32 @@ def score_strand(method: str, run: Scoring, pairs: list[StrandPair], tick: Tick)
         return np.zeros((0, 1))
     scorer = {"llr": _llr, "masked_marginal": _masked_marginal, "embedding": _embedding,
               "supervised": _supervised}[method]  # fmt: skip
-    if method == "llr":  # group windows sharing a prefix length (cache rows must have equal lengths)
+    items: list[Any] = pairs
+    if method == "llr":  # on token ids; windows sharing a prefix length together (cache rows must be equal)
+        items = [run.encode(pair) for pair in pairs]
         groups: dict[int, list[int]] = defaultdict(list)
-        for i, pair in enumerate(pairs):
-            groups[pair.shared if run.reuse_prefix else 0].append(i)
-        chunks = [c for idx in groups.values() for c in _chunks(idx, pairs, run.batch_size)]
+        for i, tokens in enumerate(items):
+            groups[tokens.shared if run.reuse_prefix else 0].append(i)
+        chunks = [c for idx in groups.values() for c in _chunks(idx, items, run.batch_size)]
     else:
-        chunks = _chunks(list(range(len(pairs))), pairs, run.batch_size)
+        chunks = _chunks(list(range(len(pairs))), items, run.batch_size)
     out: np.ndarray | None = None
     with torch.inference_mode():
         for chunk in chunks:
-            values = scorer(run, [pairs[i] for i in chunk])  # (n, K)
+            values = scorer(run, [items[i] for i in chunk])  # (n, K)
             out = np.zeros((len(pairs), values.shape[1])) if out is None else out
             out[chunk] = values
             tick(len(chunk))
     return out
 
 
-def _chunks(indices: list[int], pairs: list[StrandPair], size: int) -> list[list[int]]:
+def _chunks(indices: list[int], items: list[Any], size: int) -> list[list[int]]:
     """Batches of ``size``, windows of similar length together (little padding)."""
-    ordered = sorted(indices, key=lambda i: max(len(pairs[i].ref), len(pairs[i].alt)))
+    ordered = sorted(indices, key=lambda i: max(len(items[i].ref), len(items[i].alt)))
     return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
 
-def has_predicted_tokens(pair: StrandPair) -> bool:
-    """Whether llr predicts any token of ``pair`` from the first differing one on (the first token of a window
-    is never predicted)."""
-    return max(len(pair.ref), len(pair.alt)) > max(pair.shared, 1)
-
-
-def _llr(run: Scoring, pairs: list[StrandPair]) -> np.ndarray:
+def _llr(run: Scoring, pairs: list[TokenPair]) -> np.ndarray:
     shared = pairs[0].shared
     if run.reuse_prefix and shared > 0:
         totals = _suffix_log_probs_from_prefix(run, pairs, shared)  # (n, 2)
@@ -97,27 +129,26 @@ def _llr(run: Scoring, pairs: list[StrandPair]) -> np.ndarray:
     return (totals[:, 1] - totals[:, 0])[:, None]
 
 
-def _suffix_log_probs(run: Scoring, pairs: list[StrandPair]) -> np.ndarray:
+def _suffix_log_probs(run: Scoring, pairs: list[TokenPair]) -> np.ndarray:
     """(n, 2) sum of log P(token t | tokens < t) over t >= max(shared, 1), ref and alt, from full passes."""
-    seqs = [s for p in pairs for s in (p.ref, p.alt)]
-    ids, mask = run.ids(seqs)  # (2n, T)
+    ids, mask = run.padded([row for p in pairs for row in (p.ref, p.alt)])  # (2n, T)
     logp = _next_token_log_probs(run.model(input_ids=ids).logits, ids)  # (2n, T-1)
     starts = torch.tensor([max(p.shared, 1) - 1 for p in pairs for _ in (0, 1)], device=ids.device)
     keep = (torch.arange(ids.shape[1] - 1, device=ids.device)[None] >= starts[:, None]) & mask[:, 1:].bool()
     return (logp * keep).sum(1).double().cpu().numpy().reshape(-1, 2)
 
 
-def _suffix_log_probs_from_prefix(run: Scoring, pairs: list[StrandPair], shared: int) -> np.ndarray:
+def _suffix_log_probs_from_prefix(run: Scoring, pairs: list[TokenPair], shared: int) -> np.ndarray:
     """The same sums, running the shared prefix once and both suffixes from its decoding cache, each in pieces
     of at most ``run.chunk_tokens`` tokens (the cache carries the context between pieces)."""
-    prefix, _ = run.ids([p.ref[:shared] for p in pairs])  # (n, P), equal lengths
+    prefix, _ = run.padded([p.ref[:shared] for p in pairs])  # (n, P), equal lengths
     cache, last = None, None
     for piece in prefix.split(run.chunk_tokens, dim=1):
         out = run.model(input_ids=piece, past_key_values=cache, use_cache=True)
         cache, last = out.past_key_values, out.logits[:, -1]
     cache.batch_repeat_interleave(2)  # rows: ref 0, alt 0, ref 1, alt 1, ...
     previous = last.repeat_interleave(2, dim=0)  # (2n, V) predicts the first suffix token
-    suffix, mask = run.ids([s[shared:] for p in pairs for s in (p.ref, p.alt)])  # (2n, S), right-padded
+    suffix, mask = run.padded([row[shared:] for p in pairs for row in (p.ref, p.alt)])  # (2n, S), right-padded
     total = torch.zeros(suffix.shape[0], dtype=torch.float64, device=suffix.device)
     for piece, real in zip(suffix.split(run.chunk_tokens, dim=1), mask.split(run.chunk_tokens, dim=1), strict=True):
         logits = run.model(input_ids=piece, past_key_values=cache).logits  # (2n, s, V)

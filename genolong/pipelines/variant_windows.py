@@ -19,16 +19,23 @@
 Both layouts put the variant at a fixed offset from identical flanks, and :func:`genolong.io.variants.read_variants`
 left-aligns indels, so equivalent representations of one indel get the same windows and the same score.
 A variant whose REF or ALT is longer than ``W // 2`` does not fit and gets no windows.
+
+Codon models read their windows in the frames of a CDS annotation (:func:`with_cds`): each window carries the
+CDS segments overlapping it, in its own coordinates (the reverse strand's mirrored). The alt window's segments
+are the ref window's with the variant applied to their ends: a segment after the variant moves by the indel's
+length, one holding it grows or shrinks by it (so a frameshift reads the rest of that segment in the new frame).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from genolong.data.annotation import CdsAnnotation, flip
 from genolong.errors import UsageError
 from genolong.io.alleles import Variant
 from genolong.tokenizers.alphabet import reverse_complement
+from genolong.tokenizers.cds import CdsSegment
 
 WINDOW_MODES = ("centered", "upstream")
 
@@ -41,6 +48,8 @@ class StrandPair:
     alt: str
     shared: int
     site: int  # offset of the allele in both sequences (its first base)
+    ref_cds: tuple[CdsSegment, ...] = ()  # codon models: the CDS segments in each window's coordinates
+    alt_cds: tuple[CdsSegment, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,7 @@ class VariantWindows:
     end: int  # 0-based end (exclusive) of the reference bases the forward ref window spans
     forward: StrandPair
     reverse: StrandPair
+    reverse_start: int  # 0-based first reference base (forward coordinates) of the reverse windows
 
 
 def variant_windows(variant: Variant, fasta: Any, window: int, mode: str = "centered") -> VariantWindows | None:
@@ -74,7 +84,7 @@ def _centered(variant: Variant, fasta: Any, window: int, longest: int) -> Varian
     right = length - left - len(variant.ref)
     forward = StrandPair(ref, alt, left, left)
     reverse = StrandPair(reverse_complement(ref), reverse_complement(alt), right, right)
-    return VariantWindows(start, start + length, forward, reverse)
+    return VariantWindows(start, start + length, forward, reverse, start)
 
 
 def _upstream(variant: Variant, fasta: Any, window: int, longest: int) -> VariantWindows:
@@ -86,4 +96,27 @@ def _upstream(variant: Variant, fasta: Any, window: int, longest: int) -> Varian
     after = fasta.fetch(variant.contig, variant.end, min(variant.end + context, contig_length)).upper()
     ref_rc, alt_rc = reverse_complement(variant.ref + after), reverse_complement(variant.alt + after)
     reverse = StrandPair(ref_rc, alt_rc, len(after), len(after))
-    return VariantWindows(start, variant.end, forward, reverse)
+    return VariantWindows(start, variant.end, forward, reverse, variant.pos)
+
+
+def with_cds(windows: VariantWindows, variant: Variant, frames: CdsAnnotation) -> VariantWindows:
+    """``windows`` with the CDS segments of ``frames`` overlapping them (see the module docstring)."""
+    ref_f, alt_f = _cds_pair(windows.forward, windows.start, variant, frames)
+    ref_r, alt_r = _cds_pair(windows.reverse, windows.reverse_start, variant, frames)
+    reverse = replace(windows.reverse, ref_cds=tuple(flip(ref_r, len(windows.reverse.ref))),
+                      alt_cds=tuple(flip(alt_r, len(windows.reverse.alt))))  # fmt: skip
+    return replace(windows, forward=replace(windows.forward, ref_cds=tuple(ref_f), alt_cds=tuple(alt_f)),
+                   reverse=reverse)  # fmt: skip
+
+
+def _cds_pair(pair: StrandPair, start: int, variant: Variant, frames: CdsAnnotation) -> tuple[list, list]:
+    """The CDS segments of the reference bases [start, start + len(pair.ref)) in forward-strand window
+    coordinates: as annotated (ref window) and with the variant applied to their ends (alt window)."""
+    ref = frames.segments(variant.contig, start, start + len(pair.ref))
+    site, r, a = variant.pos - start, len(variant.ref), len(variant.alt)
+
+    def moved(x: int) -> int:  # a segment end in the ref window -> in the alt window
+        return x if x <= site else x + a - r if x >= site + r else site + min(x - site, a)
+
+    alt = [CdsSegment(moved(s.start), moved(s.end), s.strand, s.phase) for s in ref if moved(s.start) < moved(s.end)]
+    return ref, alt

@@ -82,6 +82,13 @@ def refuse_without_annotation(tokenizer: Any, task: str) -> None:
                          hint="use a model with a nucleotide or k-mer tokenizer here")  # fmt: skip
 
 
+def require_annotation(tokenizer: Any, annotation: Any) -> None:
+    """Raise UsageError if ``tokenizer`` reads codons (needs a CDS annotation) and ``annotation`` is None."""
+    if takes_cds(tokenizer) and annotation is None:
+        raise UsageError("the model's codon tokenizer reads codons in the frames of a CDS annotation, and none "
+                         "was given", hint="give the FASTA's CDS with --annotation genes.gff3")  # fmt: skip
+
+
 def bases_per_token(tokenizer: Any) -> list[int]:
     """(V,) the number of bases each scored token spells when decoded (a codon 3, a k-mer its stride, a base 1);
     0 for every id that is not scored (see ``base_token_ids``)."""

@@ -172,8 +172,8 @@ def test_pipelines_that_give_no_annotation_refuse_codon_models(ecoli_fasta):
     from genolong.tokenizers.factory import model_config_fields
 
     model = GenoLongForCausalLM(get_preset("tiny-hyena", **model_config_fields(CODON))).eval()
-    with pytest.raises(UsageError, match="variant scoring .* codon tokenizer needs one"):
-        VariantScorer(model, CODON, ecoli_fasta)
+    with pytest.raises(UsageError, match="codon tokenizer reads codons .* none was given"):
+        VariantScorer(model, CODON, ecoli_fasta)  # variant scoring takes one (annotation=)
     with pytest.raises(UsageError, match="embedding .* codon tokenizer needs one"):
         embed_sequences(model, CODON, ["ATGAAATAG"])
     with pytest.raises(UsageError, match="fine-tuning .* codon tokenizer needs one"):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from genolong.errors import UsageError
 from genolong.io.alleles import Variant
 from genolong.io.fasta import Fasta
 from genolong.models import GenoLongForCausalLM, GenoLongForMaskedLM, GenoLongForSequenceClassification
@@ -170,3 +171,93 @@ def test_methods_that_do_not_fit_the_model_are_refused(fasta):
     masked = make(GenoLongForMaskedLM, FAMILIES["hyena"], bidirectional=True)
     with pytest.raises(UsageError, match="upstream"):
         VariantScorer(masked, TOKENIZER, fasta, window_mode="upstream")
+
+
+def window_log_prob(model, ids: np.ndarray) -> float:
+    """log P(all tokens after the first) of one token row, one full forward pass, float64."""
+    row = torch.as_tensor(ids, dtype=torch.long)[None]
+    with torch.no_grad():
+        logp = torch.log_softmax(model(input_ids=row).logits.double(), dim=-1)[0]
+    return float(logp[:-1].gather(-1, row[0, 1:, None]).sum())
+
+
+@pytest.mark.parametrize("spec", ["kmer:3", "kmer:4:2"])
+@pytest.mark.parametrize("reuse", [False, True])
+def test_kmer_models_score_the_likelihood_ratio_of_their_token_windows(spec, reuse, fasta):
+    """llr of a k-mer model = log P(alt window) - log P(ref window) over all its tokens, each window tokenized
+    whole (an SNV, a deletion, an insertion; stride = k and overlapping k-mers)."""
+    tokenizer = build_tokenizer(spec)
+    torch.manual_seed(2)
+    model = GenoLongForCausalLM(tiny_config(FAMILIES["hybrid"], **model_config_fields(tokenizer),
+                                            max_position=128)).eval()  # fmt: skip
+    pos, window = 9000, 61
+    ref3 = fasta.fetch(CONTIG, pos, pos + 3).upper()
+    variants = [Variant(CONTIG, pos, ref3[0], "A" if ref3[0] != "A" else "G"), Variant(CONTIG, pos, ref3, ref3[0]),
+                Variant(CONTIG, pos, ref3[0], ref3[0] + "TTG")]  # fmt: skip
+    with VariantScorer(model, tokenizer, fasta, window=window, reuse_prefix=reuse, rc_average=False) as scorer:
+        table = scorer.score(variants, progress=False)
+    assert (table["status"] == "scored").all()
+    for variant, (_, row) in zip(variants, table.iterrows(), strict=True):
+        start, end = int(row["window_start"]), int(row["window_end"])
+        ref = fasta.fetch(CONTIG, start, end).upper()
+        alt = ref[: pos - start] + variant.alt + ref[pos - start + len(variant.ref) :]
+        expected = window_log_prob(model, tokenizer.encode(alt)) - window_log_prob(model, tokenizer.encode(ref))
+        assert row["score"] == pytest.approx(expected, abs=2e-4), variant
+
+
+def test_codon_models_score_variants_in_the_frames_of_the_annotation(fasta, ecoli_gff):
+    """A codon model's windows carry their CDS: the ref window as annotated, the alt window with the variant
+    applied to the segments (an insertion inside a CDS lengthens it); both strands, with and without prefix
+    reuse, against windows encoded here from the annotation."""
+    from genolong.data.annotation import CdsAnnotation, flip
+    from genolong.tokenizers.cds import CdsSegment
+
+    codon = build_tokenizer("codon")
+    torch.manual_seed(3)
+    model = GenoLongForCausalLM(tiny_config(FAMILIES["hyena"], **model_config_fields(codon),
+                                            max_position=128)).eval()  # fmt: skip
+    frames = CdsAnnotation(ecoli_gff, fasta.lengths)
+    genes = [s for s in frames.segments(CONTIG, 0, 60000) if s.end - s.start > 300][:2]
+    window = 61
+    variants = []
+    for gene in genes:
+        pos = gene.start + 150  # well inside the CDS
+        base = fasta.fetch(CONTIG, pos, pos + 1).upper()
+        variants += [Variant(CONTIG, pos, base, "T" if base != "T" else "C"), Variant(CONTIG, pos, base, base + "AC")]
+    scores = {}
+    for reuse in (False, True):
+        with VariantScorer(model, codon, fasta, window=window, annotation=ecoli_gff, reuse_prefix=reuse) as scorer:
+            scores[reuse] = scorer.score(variants, progress=False)
+    np.testing.assert_allclose(scores[True]["score"], scores[False]["score"], atol=2e-4)
+    table = scores[True]
+    assert (table["status"] == "scored").all()
+    for variant, (_, row) in zip(variants, table.iterrows(), strict=True):
+        start, end = int(row["window_start"]), int(row["window_end"])
+        ref = fasta.fetch(CONTIG, start, end).upper()
+        site = variant.pos - start
+        alt = ref[:site] + variant.alt + ref[site + 1 :]
+        ref_cds = frames.segments(CONTIG, start, end)
+        grow = len(variant.alt) - 1  # the gene holds the whole window: its end moves by the inserted bases
+        assert len(ref_cds) == 1 and ref_cds[0].start < site and ref_cds[0].end > site + 1
+        alt_cds = [CdsSegment(s.start, s.end + grow, s.strand, s.phase) for s in ref_cds]
+        ref_ids, alt_ids = codon.encode(ref, cds=ref_cds), codon.encode(alt, cds=alt_cds)
+        assert len(ref_ids) < len(ref)  # read as codons
+        forward = window_log_prob(model, alt_ids) - window_log_prob(model, ref_ids)
+        rc = reverse_complement
+        reverse = window_log_prob(model, codon.encode(rc(alt), cds=flip(alt_cds, len(alt)))) - window_log_prob(
+            model, codon.encode(rc(ref), cds=flip(ref_cds, len(ref))))  # fmt: skip
+        assert row["score_forward"] == pytest.approx(forward, abs=2e-4), variant
+        assert row["score_reverse"] == pytest.approx(reverse, abs=2e-4), variant
+
+
+def test_methods_that_need_single_bases_or_plain_windows_refuse_other_tokenizers(fasta, ecoli_gff):
+    kmer, codon = build_tokenizer("kmer:3"), build_tokenizer("codon")
+    masked = GenoLongForMaskedLM(tiny_config(FAMILIES["mamba2"], **model_config_fields(kmer), bidirectional=True))
+    with pytest.raises(UsageError, match="masked_marginal masks single bases"):
+        VariantScorer(masked.eval(), kmer, fasta)
+    causal = GenoLongForCausalLM(tiny_config(FAMILIES["hyena"], **model_config_fields(codon))).eval()
+    with pytest.raises(UsageError, match="codon models score variants with llr only"):
+        VariantScorer(causal, codon, fasta, method="embedding", annotation=ecoli_gff)
+    plain = make(GenoLongForCausalLM, FAMILIES["hyena"])
+    with pytest.raises(UsageError, match="does not use one"):
+        VariantScorer(plain, TOKENIZER, fasta, annotation=ecoli_gff)

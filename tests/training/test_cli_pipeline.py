@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from tests.conftest import REPO
@@ -155,6 +157,15 @@ def test_a_codon_model_trains_and_is_evaluated_on_the_annotated_frames(cli, tmp_
                     "--regions", "MIIJ01000039.1:190001-192000", cwd=tmp_path)  # fmt: skip
     assert elsewhere.returncode == 3 and "annotation the model was trained with" in elsewhere.stderr
     assert "--annotation" in elsewhere.stderr
+
+    # variant scoring reads the same frames (the training annotation by default)
+    scored = cli("score-variants", "--model", tmp_path / "ckpt" / "last.ckpt", "--fasta",
+                 REPO / "data" / "ecoli_200k.fa", "--vcf", REPO / "data" / "ecoli_200k.variants.vcf.gz",
+                 "--output", tmp_path / "scores.tsv", "--window", "101", cwd=REPO)  # fmt: skip
+    assert scored.returncode == 0, scored.stderr[-2000:]
+    table = pd.read_csv(tmp_path / "scores.tsv", sep="\t")
+    scored_rows = table["status"] == "scored"
+    assert scored_rows.sum() >= 10 and np.isfinite(table.loc[scored_rows, "score"]).all()
 
 
 def test_an_annotation_with_a_single_base_tokenizer_is_a_usage_error(cli, tmp_path):
