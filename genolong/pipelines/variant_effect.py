@@ -5,7 +5,7 @@
     scorer.summary                                  # counts: alleles == scored + skipped, by reason
 
 Methods (``method``; see :mod:`genolong.pipelines.variant_methods` for the exact definitions): ``llr`` (causal
-LMs), ``masked_marginal`` (masked LMs with single-base tokens, substitutions), ``embedding`` (any model),
+LMs), ``masked_marginal`` (masked LMs, substitutions), ``embedding`` (any model),
 ``supervised`` (a fine-tuned classification/regression head); ``auto`` picks the one that fits the model.
 Single-base, k-mer and codon models score variants; a codon model (``llr`` only) reads its windows in the frames
 of a CDS annotation (``annotation``, by default the one it was trained with). Windows: see
@@ -90,9 +90,6 @@ class VariantScorer:
         if batch_size < 1:
             raise UsageError(f"batch_size must be positive, got {batch_size}")
         self.method = _resolve_method(method, model)
-        if self.method == "masked_marginal" and len(tokenizer.encode("ACGTN")) != 5:
-            raise UsageError("masked_marginal masks single bases; this model's tokens are not single bases",
-                             hint="score a causal k-mer model with llr, or use method embedding")  # fmt: skip
         require_annotation(tokenizer, annotation)
         if takes_cds(tokenizer) and self.method != "llr":
             raise UsageError(f"codon models score variants with llr only, not {self.method}")
@@ -107,7 +104,11 @@ class VariantScorer:
         self.rc_average = rc_average and getattr(model.config, "rc_mode", "none") != "average"
         self._owns_fasta = not isinstance(fasta, Fasta)
         self.fasta = Fasta(fasta) if self._owns_fasta else fasta
-        self.frames = annotation_for(annotation, tokenizer, self.fasta.lengths)  # codon models: CDS frames
+        try:
+            self.frames = annotation_for(annotation, tokenizer, self.fasta.lengths)  # codon models: CDS frames
+        except Exception:
+            self.close()
+            raise
         self.summary: dict[str, Any] = {}  # counts of the last score_vcf() call
 
     @classmethod
@@ -298,13 +299,14 @@ def output_names(config: Any) -> list[str]:
 
 
 def _target_index(target: int | str | None, names: list[str]) -> int:
-    """The index of the output ``target`` (an index or a name of ``names``); default the last."""
+    """The index of the output ``target``: a name of ``names`` (also when it was parsed as a number: classes
+    named 1, 2, 3), else an index; default the last."""
     if target is None:
         return len(names) - 1
-    if isinstance(target, str) and target in names:
-        return names.index(target)
-    if isinstance(target, int) and 0 <= target < len(names):
-        return target
+    if str(target) in names:
+        return names.index(str(target))
+    if isinstance(target, (int, np.integer)) and 0 <= target < len(names):
+        return int(target)
     raise UsageError(f"target must be one of the model's outputs {names} (by name or index 0..{len(names) - 1}), "
                      f"got {target!r}")
 

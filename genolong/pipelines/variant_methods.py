@@ -10,10 +10,10 @@ score, the others are named by ``EXTRA_COLUMNS`` (or ``delta_<k>`` for a supervi
   decoding cache (attention keys/values, recurrent states, Hyena's input history), and only the two suffixes
   run from it; otherwise both windows run in full. The first token of a window is conditioned on, never
   predicted.
-- ``masked_marginal`` (masked LM with single-base tokens, substitutions only): the ref window with the changed
-  bases masked, one pass;
-  the sum over those positions of log p(alt base) - log p(ref base), in nats (bases of an MNV scored
-  independently).
+- ``masked_marginal`` (masked LM, substitutions only): the ref window with the tokens that differ from the alt
+  window's masked, one pass; the sum over them of log p(alt token) - log p(ref token), in nats. For a
+  single-base model these are the changed bases (an MNV's scored independently); for a k-mer model every k-mer
+  holding a changed base (with overlapping k-mers, all k of them: none left unmasked shows the new base).
 - ``embedding`` (any model): 1 - cosine similarity of the mean-pooled final hidden states of the two windows,
   and their L2 distance as a second column.
 - ``supervised`` (sequence classification/regression model): prediction(alt) - prediction(ref) for every output:
@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from genolong.errors import UsageError
 from genolong.pipelines.variant_windows import StrandPair
 from genolong.tokenizers.factory import takes_cds
 
@@ -167,7 +168,9 @@ def _next_token_log_probs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tens
 
 def _masked_marginal(run: Scoring, pairs: list[StrandPair]) -> np.ndarray:
     ref_ids, mask = run.ids([p.ref for p in pairs])  # (n, T)
-    alt_ids, _ = run.ids([p.alt for p in pairs])
+    alt_ids, alt_mask = run.ids([p.alt for p in pairs])
+    if not torch.equal(mask, alt_mask):  # a substitution keeps the token count of every tokenizer here
+        raise UsageError("masked_marginal needs ref and alt windows of equal token counts")
     changed = ref_ids != alt_ids  # (n, T) the substituted positions
     masked = ref_ids.masked_fill(changed, run.tokenizer.mask_token_id)
     logp = torch.log_softmax(run.model(input_ids=masked, attention_mask=mask).logits.float(), dim=-1)

@@ -28,6 +28,7 @@ length, one holding it grows or shrinks by it (so a frameshift reads the rest of
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -113,10 +114,18 @@ def _cds_pair(pair: StrandPair, start: int, variant: Variant, frames: CdsAnnotat
     """The CDS segments of the reference bases [start, start + len(pair.ref)) in forward-strand window
     coordinates: as annotated (ref window) and with the variant applied to their ends (alt window)."""
     ref = frames.segments(variant.contig, start, start + len(pair.ref))
-    site, r, a = variant.pos - start, len(variant.ref), len(variant.alt)
+    # the bases that change: ref [lo, ref_hi) becomes alt [lo, alt_hi) (the alleles' shared ends left out)
+    prefix = len(os.path.commonprefix([variant.ref, variant.alt]))
+    suffix = len(os.path.commonprefix([variant.ref[prefix:][::-1], variant.alt[prefix:][::-1]]))
+    lo = variant.pos - start + prefix
+    ref_hi, alt_hi = lo + len(variant.ref) - prefix - suffix, lo + len(variant.alt) - prefix - suffix
 
-    def moved(x: int) -> int:  # a segment end in the ref window -> in the alt window
-        return x if x <= site else x + a - r if x >= site + r else site + min(x - site, a)
+    def moved(x: int, is_end: bool) -> int:  # a segment boundary in the ref window -> in the alt window
+        if x < lo or (x == lo and is_end):  # before the change (bases inserted at a segment's end are outside it)
+            return x
+        if x >= ref_hi:  # after it (bases inserted before a segment's start are outside it too)
+            return x + alt_hi - ref_hi
+        return lo + min(x - lo, alt_hi - lo)  # inside the replaced bases
 
-    alt = [CdsSegment(moved(s.start), moved(s.end), s.strand, s.phase) for s in ref if moved(s.start) < moved(s.end)]
-    return ref, alt
+    ends = [(moved(s.start, False), moved(s.end, True), s) for s in ref]
+    return ref, [CdsSegment(begin, end, s.strand, s.phase) for begin, end, s in ends if begin < end]

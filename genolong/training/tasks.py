@@ -56,6 +56,8 @@ class SequenceTaskModule(L.LightningModule):
         super().__init__()
         if task not in TASKS:
             raise UsageError(f"task must be one of {TASKS}, got {task!r}")
+        if class_names is not None and len(class_names) != num_labels:
+            raise UsageError(f"class_names has {len(class_names)} names for num_labels={num_labels}")
         from genolong.tokenizers.factory import build_tokenizer
 
         self.tokenizer = build_tokenizer(tokenizer)
@@ -88,6 +90,15 @@ class SequenceTaskModule(L.LightningModule):
             raise InconsistentDataError(f"the pre-trained model's tokenizer differs from {spec!r}",
                                         path=pretrained, hint="set model.tokenizer to the model's tokenizer")
         return copy.deepcopy(model.config), model.model
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A fit resumed in Python (the module built anew, its classes taken from the data) must see the
+        checkpoint's classes in the checkpoint's order."""
+        saved = checkpoint.get("hyper_parameters", {}).get("class_names")
+        if saved and self.hparams.class_names and list(saved) != list(self.hparams.class_names):
+            raise InconsistentDataError(f"the checkpoint's outputs are the classes {list(saved)} (in that order) "
+                                        f"but this run's are {list(self.hparams.class_names)}",
+                                        hint="give the data module classes=" + repr(list(saved)))  # fmt: skip
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits

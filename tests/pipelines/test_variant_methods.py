@@ -250,14 +250,86 @@ def test_codon_models_score_variants_in_the_frames_of_the_annotation(fasta, ecol
         assert row["score_reverse"] == pytest.approx(reverse, abs=2e-4), variant
 
 
-def test_methods_that_need_single_bases_or_plain_windows_refuse_other_tokenizers(fasta, ecoli_gff):
-    kmer, codon = build_tokenizer("kmer:3"), build_tokenizer("codon")
-    masked = GenoLongForMaskedLM(tiny_config(FAMILIES["mamba2"], **model_config_fields(kmer), bidirectional=True))
-    with pytest.raises(UsageError, match="masked_marginal masks single bases"):
-        VariantScorer(masked.eval(), kmer, fasta)
+def test_codon_models_are_scored_with_llr_only_and_annotations_only_serve_codon_models(fasta, ecoli_gff):
+    codon = build_tokenizer("codon")
     causal = GenoLongForCausalLM(tiny_config(FAMILIES["hyena"], **model_config_fields(codon))).eval()
     with pytest.raises(UsageError, match="codon models score variants with llr only"):
         VariantScorer(causal, codon, fasta, method="embedding", annotation=ecoli_gff)
     plain = make(GenoLongForCausalLM, FAMILIES["hyena"])
     with pytest.raises(UsageError, match="does not use one"):
         VariantScorer(plain, TOKENIZER, fasta, annotation=ecoli_gff)
+
+
+@pytest.mark.parametrize(
+    ("pos", "ref", "alt", "segment", "alt_segment"),
+    [
+        (100, "C", "G", (90, 120), (90, 120)),  # SNV: the frame as annotated
+        (100, "C", "CAT", (90, 120), (90, 122)),  # insertion inside: the segment grows (frameshift after it)
+        (100, "C", "CAT", (90, 101), (90, 101)),  # after the segment's last base: outside it
+        (100, "C", "CAT", (101, 130), (103, 132)),  # before the segment's first base: outside it, moved
+        (100, "CGTA", "C", (102, 130), (101, 127)),  # deletion of the segment's first bases: it starts after
+        (100, "CGTACG", "C", (102, 105), None),  # deletion of a whole segment: gone
+        (0, "TTA", "A", (2, 30), (0, 28)),  # right-anchored deletion at the contig start
+    ],
+)
+@pytest.mark.parametrize("strand", ["+", "-"])
+def test_alt_windows_carry_the_cds_with_the_variant_applied(tmp_path, pos, ref, alt, segment, alt_segment, strand):
+    from genolong.data.annotation import CdsAnnotation
+    from genolong.pipelines.variant_windows import variant_windows, with_cds
+    from genolong.tokenizers.cds import CdsSegment
+
+    rng = np.random.default_rng(0)
+    seq = list(rng.choice(list("ACGT"), 200))
+    seq[pos : pos + len(ref)] = ref
+    (tmp_path / "t.fa").write_text(">chrT\n" + "".join(seq) + "\n")
+    (tmp_path / "t.gff3").write_text(f"##gff-version 3\nchrT\tt\tCDS\t{segment[0] + 1}\t{segment[1]}\t.\t{strand}\t0"
+                                     "\tID=c0\n")  # fmt: skip
+    with Fasta(tmp_path / "t.fa") as genome:
+        frames = CdsAnnotation(tmp_path / "t.gff3", genome.lengths)
+        variant = Variant("chrT", pos, ref, alt)
+        found = with_cds(variant_windows(variant, genome, 81), variant, frames)
+    start = found.start
+    assert found.forward.ref_cds == (CdsSegment(segment[0] - start, segment[1] - start, strand),)
+    expected = () if alt_segment is None else (CdsSegment(alt_segment[0] - start, alt_segment[1] - start, strand),)
+    assert found.forward.alt_cds == expected
+    # the reverse windows carry the same segments, mirrored in each window's own length
+    n_ref, n_alt = len(found.forward.ref), len(found.forward.alt)
+    assert [(n_ref - s.end, n_ref - s.start) for s in found.reverse.ref_cds] == [(s.start, s.end) for s in
+                                                                                found.forward.ref_cds]  # fmt: skip
+    assert [(n_alt - s.end, n_alt - s.start) for s in found.reverse.alt_cds] == [(s.start, s.end) for s in expected]
+
+
+@pytest.mark.parametrize("spec", ["kmer:3", "kmer:6:1"])
+def test_masked_kmer_models_mask_every_kmer_holding_the_changed_base(spec, fasta):
+    tokenizer = build_tokenizer(spec)
+    torch.manual_seed(4)
+    model = GenoLongForMaskedLM(tiny_config(FAMILIES["mamba2"], **model_config_fields(tokenizer),
+                                            bidirectional=True, max_position=128)).eval()  # fmt: skip
+    pos, window = 7000, 41
+    base = fasta.fetch(CONTIG, pos, pos + 1).upper()
+    alt_base = "T" if base != "T" else "C"
+    with VariantScorer(model, tokenizer, fasta, window=window, rc_average=False) as scorer:
+        row = scorer.score([Variant(CONTIG, pos, base, alt_base)], progress=False).iloc[0]
+    ref = fasta.fetch(CONTIG, int(row["window_start"]), int(row["window_end"])).upper()
+    site = pos - int(row["window_start"])
+    ref_ids = torch.as_tensor(tokenizer.encode(ref), dtype=torch.long)
+    alt_ids = torch.as_tensor(tokenizer.encode(ref[:site] + alt_base + ref[site + 1 :]), dtype=torch.long)
+    changed = torch.nonzero(ref_ids != alt_ids)[:, 0]
+    k, stride = (3, 3) if spec == "kmer:3" else (6, 1)
+    assert len(changed) == k // stride  # every k-mer holding the base
+    masked = ref_ids.clone()
+    masked[changed] = tokenizer.mask_token_id
+    with torch.no_grad():
+        logp = torch.log_softmax(model(input_ids=masked[None]).logits.double(), dim=-1)[0]
+    expected = sum(float(logp[t, alt_ids[t]] - logp[t, ref_ids[t]]) for t in changed)
+    assert row["score"] == pytest.approx(expected, abs=1e-4)
+
+
+def test_target_names_a_class_before_it_indexes_one():
+    from genolong.pipelines.variant_effect import _target_index
+
+    assert _target_index(1, ["1", "2", "3"]) == 0  # classes named by numbers: --target 1 is the class "1"
+    assert _target_index(np.int64(2), ["neg", "mid", "pos"]) == 2 and _target_index(None, ["neg", "pos"]) == 1
+    assert _target_index("pos", ["neg", "pos"]) == 1
+    with pytest.raises(UsageError, match="outputs"):
+        _target_index(5, ["neg", "pos"])

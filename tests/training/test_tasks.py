@@ -100,6 +100,15 @@ def test_class_names_travel_with_the_checkpoint(gc_table, tmp_path):
     with pytest.raises(InconsistentDataError, match=r"classes \['at', 'gc'\] \(in that order\)"):
         run.test(SequenceTaskModule.load_from_checkpoint(ckpt), reordered, verbose=False)
 
+    # a fit resumed in Python builds the module anew: the data's classes are checked against the checkpoint's
+    resumed = L.Trainer(max_steps=3, accelerator="cpu", logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, enable_checkpointing=False, default_root_dir=tmp_path)  # fmt: skip
+    with pytest.raises(InconsistentDataError, match=r"checkpoint's outputs are the classes \['at', 'gc'\]"):
+        resumed.fit(SequenceTaskModule(model_overrides=SMALL),
+                    SequenceTaskDataModule(train=gc_table, classes=["gc", "at"], batch_size=8), ckpt_path=ckpt)
+    with pytest.raises(UsageError, match="class_names has 3 names for num_labels=2"):
+        SequenceTaskModule(model_overrides=SMALL, class_names=["a", "b", "c"])
+
     variant = Variant("MIIJ01000039.1", 5000, "A", "C")
     with VariantScorer.from_pretrained(ckpt, fasta=DATA / "ecoli_200k.fa", window=41, target="at") as scorer:
         variant = Variant(variant.contig, 5000, scorer.fasta.fetch(variant.contig, 5000, 5001).upper(), "A")

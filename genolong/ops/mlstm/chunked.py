@@ -12,8 +12,8 @@ so inside a chunk of Q steps (b_t = the chunk's running sum of lf, S = segsum(lf
     den_t = exp(b_t + m_prev - m_t) · n_prevᵀq_t + sum_s exp(log D[t,s] - m_t) (k_s·q_t)
     h_t   = num_t / max(|den_t|, exp(-m_t))
 
-and every exponent is <= 0. Between chunks, (C, n, m) advance one chunk at a time from per-chunk summaries
-(their own stabilizer m_loc), so the final state equals the recurrence's, m included.
+and every exponent is <= 0. Between chunks, (C, n, m) advance from per-chunk summaries (their own stabilizer
+m_loc), a group of chunks at a time (`_states_after`), so the final state equals the recurrence's, m included.
 
 Gradients skip the stabilizers: h is the same function of the inputs whatever m is (num and den both carry
 exp(-m)), so every max() that picks a stabilizer is computed detached (forward+backward 15% faster on a CPU
@@ -51,9 +51,10 @@ def _chunk_states(
     C_loc = torch.einsum("bhcs,bhcsv,bhcsk->bhcvk", w, v, k)  # (B, H, nc, Dv, Dk)
     n_loc = torch.einsum("bhcs,bhcsk->bhck", w, k)  # (B, H, nc, Dk)
     m0, starts = state[2], []
-    for first in range(0, chunk_lf.shape[-1], _GROUP):
-        group = slice(first, first + _GROUP)
-        after = _states_after(state, chunk_lf[..., group], m_loc[..., group], C_loc[:, :, group], n_loc[:, :, group])
+    # split, not [:, :, group] slices in the loop: those make backward add a full-size zero gradient per group
+    per_group = (t.split(_GROUP, dim=2) for t in (chunk_lf, m_loc, C_loc, n_loc))
+    for lf_g, m_loc_g, C_loc_g, n_loc_g in zip(*per_group, strict=True):
+        after = _states_after(state, lf_g, m_loc_g, C_loc_g, n_loc_g)
         entering = (torch.cat([s0[:, :, None], s[:, :, :-1]], dim=2) for s0, s in zip(state, after, strict=True))
         starts.append(tuple(entering))  # entering chunk c = after chunk c - 1
         state = tuple(s[:, :, -1] for s in after)
