@@ -40,7 +40,7 @@ def evaluate(
     fasta: str,
     regions: list[str] | str | None = None,
     train_regions: list[str] | str | None = None,
-    length: int = 1024,
+    length: int | None = None,
     stride: int | None = None,
     batch_size: int = 8,
     device: str = "cpu",
@@ -56,7 +56,9 @@ def evaluate(
             checkpoint was trained with.
         train_regions: regions to fit the Markov baseline on; default: the checkpoint's training regions, else
             everything outside the evaluation regions.
-        length: window length in tokens (bases for a single-base model).
+        length: window length in tokens (bases for a single-base model); default: windows spanning about as
+            many bases as the model's training windows (for a model trained on 1024-base windows: 1024 tokens of
+            a single-base model, ~430 of a codon model on E. coli, ~341 of a 3-mer model).
         stride: window step in tokens; each token is predicted with at least length - stride tokens of context
             (default length // 2).
         batch_size: windows per forward pass.

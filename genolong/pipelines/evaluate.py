@@ -94,7 +94,7 @@ def evaluate_language_model(
     fasta: str | os.PathLike,
     regions: str | Sequence[str] | None = None,
     train_regions: str | Sequence[str] | None = None,
-    length: int = 1024,
+    length: int | None = None,
     stride: int | None = None,
     markov_orders: Sequence[int] = tuple(range(0, 11)),
     batch_size: int = 8,
@@ -103,7 +103,9 @@ def evaluate_language_model(
 ) -> dict[str, Any]:
     """Bits per base and perplexity of ``model`` on ``regions``, with the Markov baseline beside it.
 
-    ``length`` and ``stride`` count tokens (bases for a single-base model). A codon model needs the CDS
+    ``length`` and ``stride`` count tokens (bases for a single-base model); ``length`` defaults to windows of
+    about the bases the model was trained on (``_tokens_spanning_training_windows``), at most its context. A
+    codon model needs the CDS
     annotation (GFF3/GTF) of ``fasta``: ``annotation``, else the one it was trained with.
     """
     from genolong.io.fasta import Fasta
@@ -116,8 +118,8 @@ def evaluate_language_model(
         raise UsageError(
             "say which regions to evaluate (--regions); the model does not record held-out regions"
         )
-    stride = length // 2 if stride is None else stride
-    _check_window(length, stride)
+    if length is not None:  # checked before any work; the default needs the sequences
+        _check_window(length, length // 2 if stride is None else stride)
     annotation = training_annotation(tokenizer, annotation, meta)
     require_annotation(tokenizer, annotation)
     with Fasta(fasta) as fa:
@@ -127,12 +129,18 @@ def evaluate_language_model(
         frames = annotation_for(annotation, tokenizer, fa.lengths)
         eval_seqs = [fa.fetch(r.contig, r.start, r.end) for r in eval_spans]
         train_seqs = [fa.fetch(r.contig, r.start, r.end) for r in train_spans]
+    eval_cds = [None if frames is None else frames.segments(r.contig, r.start, r.end) for r in eval_spans]
+    if length is None:  # at most the model's context
+        length = min(_tokens_spanning_training_windows(tokenizer, data, eval_seqs, eval_cds),
+                     int(net.config.max_position))  # fmt: skip
+    stride = length // 2 if stride is None else stride
+    _check_window(length, stride)
     spelled_by_id = bases_per_token(tokenizer)  # once, not per region
     model_lp = [
         model_log2_probs(net, tokenizer, s, length, stride, batch_size, device, spelled_by_id=spelled_by_id,
-                         cds=None if frames is None else frames.segments(r.contig, r.start, r.end))  # fmt: skip
-        for s, r in tqdm(list(zip(eval_seqs, eval_spans, strict=True)), desc="scoring regions", unit="region",
-                         disable=len(eval_seqs) < 2)  # fmt: skip
+                         cds=cds)  # fmt: skip
+        for s, cds in tqdm(list(zip(eval_seqs, eval_cds, strict=True)), desc="scoring regions", unit="region",
+                           disable=len(eval_seqs) < 2)  # fmt: skip
     ]
     scored = [~np.isnan(lp) for lp in model_lp]
     n = int(sum(m.sum() for m in scored))
@@ -160,6 +168,18 @@ def evaluate_language_model(
         "markov_by_order": {str(k): v for k, v in markov.items()},
         "model_beats_markov": model_bits < markov[best],
     }
+
+
+def _tokens_spanning_training_windows(tokenizer: Any, data: dict, seqs: list[str], cds: list[Any]) -> int:
+    """The default window, in tokens: about as many bases as the model's training windows (``eval_length``, else
+    the last curriculum stage; 1024 when the model records none), at the evaluated sequences' tokens per base.
+    Windows in bases are what training used, so a codon or k-mer model is not asked to read further back than it
+    learned to (1024 tokens of codons span ~2,400 bases, beyond a 1024-base window's ~430 tokens)."""
+    stages = data.get("stages")
+    bases = data.get("eval_length") or (stages[-1][0] if stages else data.get("length")) or 1024
+    tokens = sum(len(tokenizer.encode(s, **({} if c is None else {"cds": list(c)})))
+                 for s, c in zip(seqs, cds, strict=True))  # fmt: skip
+    return max(2, round(int(bases) * tokens / sum(len(s) for s in seqs)))
 
 
 def _check_window(length: int, stride: int) -> None:

@@ -22,9 +22,9 @@ CONTIG = "MIIJ01000039.1"
 START, END = 8500, 9400  # the 3' end of a minus-strand CDS (8306-8635), a plus-strand CDS (9052-9273), gaps
 
 
-def causal_model(tokenizer, mixers="hyena*2"):
+def causal_model(tokenizer, mixers="hyena*2", max_position=512):
     torch.manual_seed(0)
-    return GenoLongForCausalLM(tiny_config(mixers, max_position=512, **model_config_fields(tokenizer))).eval()
+    return GenoLongForCausalLM(tiny_config(mixers, max_position=max_position, **model_config_fields(tokenizer))).eval()
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_each_token_is_scored_once_and_its_bits_go_to_the_bases_it_spells(region
 def test_a_codon_model_is_evaluated_in_the_annotation_frames_and_refused_without(tmp_path):
     codon = build_tokenizer("codon")
     model_dir = tmp_path / "codon-model"
-    causal_model(codon).save_pretrained(model_dir)
+    causal_model(codon, max_position=1024).save_pretrained(model_dir)
     codon.save_pretrained(model_dir)
     regions, kwargs = [f"{CONTIG}:{START + 1}-{END}"], dict(train_regions=[f"{CONTIG}:1-8000"], length=64)
     with pytest.raises(UsageError, match="codon tokenizer .* none was given"):
@@ -84,6 +84,10 @@ def test_a_codon_model_is_evaluated_in_the_annotation_frames_and_refused_without
     first_token_bases = len(codon.decode([int(ids[0])]))
     assert result["bases_scored"] == END - START - first_token_bases
     assert 1.0 < result["markov_bits_per_base"] < 2.5 and result["bits_per_base"] > 1.0
+    # by default, windows span about the bases of the training windows (1024 when the model records none), at
+    # most the model's context
+    default = evaluate_language_model(model_dir, FASTA, regions, annotation=GFF, train_regions=kwargs["train_regions"])
+    assert default["window_length"] == round(1024 * len(ids) / (END - START)) < 1024
 
     nucleotide_dir = tmp_path / "nucleotide-model"
     nucleotide = build_tokenizer("nucleotide")

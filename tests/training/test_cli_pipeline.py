@@ -153,6 +153,12 @@ def test_a_codon_model_trains_and_is_evaluated_on_the_annotated_frames(cli, tmp_
     result = json.loads((tmp_path / "eval.json").read_text())
     assert result["tokenizer"] == "CodonTokenizer" and 1990 <= result["bases_scored"] <= 1999
     assert 2.0 < result["bits_per_base"] < 4.0
+    by_default = cli("evaluate", "--model", tmp_path / "ckpt" / "last.ckpt", "--fasta",
+                     REPO / "data" / "ecoli_200k.fa", "--regions", "MIIJ01000039.1:190001-192000",
+                     "--output", tmp_path / "eval2.json", cwd=REPO)  # fmt: skip
+    assert by_default.returncode == 0, by_default.stderr[-2000:]
+    # windows of about the 1024 training bases: fewer tokens than bases in codons
+    assert 1024 // 3 < json.loads((tmp_path / "eval2.json").read_text())["window_length"] < 1024
     elsewhere = cli("evaluate", "--model", tmp_path / "ckpt" / "last.ckpt", "--fasta", REPO / "data" / "ecoli_200k.fa",
                     "--regions", "MIIJ01000039.1:190001-192000", cwd=tmp_path)  # fmt: skip
     assert elsewhere.returncode == 3 and "annotation the model was trained with" in elsewhere.stderr
