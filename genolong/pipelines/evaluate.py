@@ -105,8 +105,8 @@ def evaluate_language_model(
 
     ``length`` and ``stride`` count tokens (bases for a single-base model); ``length`` defaults to windows of
     about the bases the model was trained on (``_tokens_spanning_training_windows``), at most its context. A
-    codon model needs the CDS
-    annotation (GFF3/GTF) of ``fasta``: ``annotation``, else the one it was trained with.
+    codon model needs the CDS annotation (GFF3/GTF) of ``fasta``: ``annotation``, else the one it was trained
+    with.
     """
     from genolong.io.fasta import Fasta
 

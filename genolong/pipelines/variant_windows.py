@@ -23,7 +23,8 @@ A variant whose REF or ALT is longer than ``W // 2`` does not fit and gets no wi
 Codon models read their windows in the frames of a CDS annotation (:func:`with_cds`): each window carries the
 CDS segments overlapping it, in its own coordinates (the reverse strand's mirrored). The alt window's segments
 are the ref window's with the variant applied to their ends: a segment after the variant moves by the indel's
-length, one holding it grows or shrinks by it (so a frameshift reads the rest of that segment in the new frame).
+length, one holding it grows or shrinks by it (so a frameshift reads the rest of that segment in the new frame),
+bases inserted at a segment's edge stay outside it, and a segment deleted whole is gone.
 """
 
 from __future__ import annotations
