@@ -140,6 +140,7 @@ class VariantScorer:
         (unless ``ref_mismatch``), then trimmed and left-aligned; otherwise the row has the reader's reason."""
         items = [self._as_read(item) for item in variants]
         windows: dict[int, VariantWindows] = {}
+        informative: dict[int, np.ndarray] = {}  # (2,) per scored variant: the strands that give a score
         status = []
         for i, item in enumerate(items):
             if isinstance(item, SkippedAllele):
@@ -150,15 +151,16 @@ class VariantScorer:
                 status.append(UNSUPPORTED)
             elif (found := self._windows(item)) is None:
                 status.append(TOO_LONG)
-            elif not self._informative_strands(found).any():
+            elif not (strands := self._informative_strands(found)).any():
                 status.append(NO_CONTEXT)
             else:
-                windows[i] = found
+                windows[i], informative[i] = found, strands
                 status.append("scored")
         table = pd.DataFrame(np.nan, index=range(len(items)), columns=self.columns[_DESCRIBED + 1 :])
         if windows:
             scored = [items[i] for i in windows]
-            table.iloc[list(windows), :] = self._score_windows(list(windows.values()), scored, progress)
+            table.iloc[list(windows), :] = self._score_windows(list(windows.values()), scored,
+                                                               np.array(list(informative.values())), progress)
         described = pd.DataFrame([_describe(item) for item in items], columns=list(COLUMNS[:_DESCRIBED]))
         table.insert(0, "status", status)
         return pd.concat([described, table], axis=1).astype({"window_start": "Int64", "window_end": "Int64"})
@@ -238,9 +240,11 @@ class VariantScorer:
         return np.array([p is not None and (self.method != "llr" or self.run.encode(p).has_predicted_tokens())
                          for p in strands])  # fmt: skip
 
-    def _score_windows(self, windows: list[VariantWindows], variants: list[Variant], progress: bool) -> np.ndarray:
+    def _score_windows(self, windows: list[VariantWindows], variants: list[Variant], informative: np.ndarray,
+                       progress: bool) -> np.ndarray:  # fmt: skip
         """(n, 5 + extra): score, score_forward, score_reverse, window_start, window_end, extra columns.
-        ``score`` is the mean of the strands that were scored (both, unless one has no context)."""
+        ``informative`` (n, 2): the strands that give a score; ``score`` is their mean (both, unless one has no
+        context)."""
         strands = 2 if self.rc_average else 1
         bar = tqdm(total=len(windows) * strands, desc=f"{self.method} scores", unit="variant",
                    disable=not progress or len(windows) <= 8)  # fmt: skip
@@ -248,7 +252,6 @@ class VariantScorer:
         reverse = score_strand(self.method, self.run, [w.reverse for w in windows], bar.update) if strands == 2 \
             else np.full_like(forward, np.nan)  # fmt: skip
         bar.close()
-        informative = np.array([self._informative_strands(w) for w in windows]).reshape(-1, 2)  # (n, 2)
         strand_scores = np.where(informative[..., None], np.stack([forward, reverse], axis=1), 0.0)  # (n, 2, K)
         both = strand_scores.sum(1) / informative.sum(1, keepdims=True)  # (n, K): mean of the scored strands
         forward[~informative[:, 0]], reverse[~informative[:, 1]] = np.nan, np.nan
