@@ -15,7 +15,6 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -38,13 +37,14 @@ def generate_sequences(model: Any, tokenizer: Any, prompt: str, *, length: int, 
         raise UsageError(f"seed must be in 0..{MAX_SEED - num_samples} (sample i uses seed + i), got {seed}")
     if not hasattr(model, "generate"):
         raise UsageError(f"generation needs a causal language model; this is a {type(model).__name__}")
-    if len(tokenizer.encode("ACGT")) != 4:
+    if len(tokenizer.encode("ACGT", add_special_tokens=False)) != 4:
         raise UsageError("generation samples single bases; this model's tokens are not single bases "
                          f"({type(tokenizer).__name__})", hint="use a model with the nucleotide tokenizer")
+    prompt_ids = _prompt_ids(tokenizer, prompt)
     config = model.config
-    if config.position_limited and len(prompt) + length > config.max_position:
-        raise ResourceLimitError(f"prompt ({len(prompt)} bases) + length ({length}) exceeds the model's context of "
-                                 f"{config.max_position}", hint="shorten the prompt or the length")  # fmt: skip
+    if config.position_limited and len(prompt_ids) + length > config.max_position:
+        raise ResourceLimitError(f"prompt ({len(prompt_ids)} tokens) + length ({length}) exceeds the model's "
+                                 f"context of {config.max_position}", hint="shorten the prompt or the length")
     bases = tokenizer.convert_tokens_to_ids(list("ACGT"))
     options = dict(max_new_tokens=length, min_new_tokens=length, use_cache=True, pad_token_id=tokenizer.pad_token_id,
                    suppress_tokens=[i for i in range(len(tokenizer)) if i not in bases])  # fmt: skip
@@ -52,7 +52,7 @@ def generate_sequences(model: Any, tokenizer: Any, prompt: str, *, length: int, 
         options |= dict(do_sample=False)
     else:
         options |= dict(do_sample=True, temperature=temperature, top_k=top_k or 0)
-    ids = torch.as_tensor(np.asarray(tokenizer.encode(prompt), dtype=np.int64), device=device)[None]  # (1, P)
+    ids = torch.as_tensor(prompt_ids, dtype=torch.long, device=device)[None]  # (1, P)
     out = []
     for i in tqdm(range(num_samples), desc="sampling", unit="sequence", disable=not progress):
         torch.manual_seed(seed + i)
@@ -60,6 +60,14 @@ def generate_sequences(model: Any, tokenizer: Any, prompt: str, *, length: int, 
             tokens = model.generate(ids, **options)[0, ids.shape[1] :]  # (length,)
         out.append(tokenizer.decode(tokens.tolist()).replace(" ", ""))
     return out
+
+
+def _prompt_ids(tokenizer: Any, prompt: str) -> list[int]:
+    """The prompt's token ids as the model saw sequences begin in training (with its BOS, if the tokenizer adds
+    one), but not ended: an EOS the tokenizer appends would have the model continue past a sequence's end."""
+    body = [int(i) for i in tokenizer.encode(prompt, add_special_tokens=False)]
+    ids = list(tokenizer.build_inputs_with_special_tokens(body))
+    return ids[:-1] if len(ids) > len(body) and ids[-1] == tokenizer.eos_token_id else ids
 
 
 def write_fasta(records: Sequence[tuple[str, str]], path: str | os.PathLike, width: int = 80) -> None:

@@ -47,7 +47,7 @@ from genolong.io.variants import read_variants
 from genolong.pipelines.loading import load_model, parse_dtype, training_annotation
 from genolong.pipelines.variant_methods import EXTRA_COLUMNS, METHODS, Scoring, score_strand
 from genolong.pipelines.variant_windows import WINDOW_MODES, VariantWindows, variant_windows, with_cds
-from genolong.tokenizers.factory import require_annotation, takes_cds
+from genolong.tokenizers.factory import require_annotation, special_token_count, takes_cds
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,8 @@ class VariantScorer:
         annotation: codon models: the CDS of ``fasta`` (GFF3/GTF path or a CdsAnnotation), whose frames the
             windows are read in.
         method: ``auto``, ``llr``, ``masked_marginal``, ``embedding`` or ``supervised``.
-        window: window length in bases (default: the model's context, at most 1024).
+        window: window length in bases (default: the model's context, less any BOS/EOS its tokenizer adds,
+            at most 1024).
         window_mode: ``centered`` or ``upstream`` (llr only).
         rc_average: also score the reverse strand and average (skipped for strand-symmetric models).
         reuse_prefix: llr only: run the shared prefix once and the two suffixes from its cache.
@@ -83,10 +84,13 @@ class VariantScorer:
                  device: str = "cpu", window: int | None = None, window_mode: str = "centered",
                  rc_average: bool = True, reuse_prefix: bool = True, target: int | str | None = None,
                  batch_size: int = 16, annotation: str | os.PathLike | CdsAnnotation | None = None):  # fmt: skip
-        context = int(model.config.max_position)
-        window = min(context, 1024) if window is None else int(window)
-        if not 2 <= window <= context:
-            raise UsageError(f"window must be between 2 and the model's context ({context}), got {window}")
+        context, special = int(model.config.max_position), special_token_count(tokenizer)
+        longest = context - special  # bases: a window's tokens are at most its bases, plus the BOS/EOS added
+        window = min(longest, 1024) if window is None else int(window)
+        if not 2 <= window <= longest:
+            around = f" less the {special} special tokens its tokenizer adds" if special else ""
+            raise UsageError(f"window must be between 2 and {longest} bases (the model's context of {context} "
+                             f"tokens{around}), got {window}")  # fmt: skip
         if batch_size < 1:
             raise UsageError(f"batch_size must be positive, got {batch_size}")
         self.method = _resolve_method(method, model)

@@ -89,6 +89,11 @@ def require_annotation(tokenizer: Any, annotation: Any) -> None:
                          "was given", hint="give the FASTA's CDS with --annotation genes.gff3")  # fmt: skip
 
 
+def special_token_count(tokenizer: Any) -> int:
+    """How many special tokens (BOS, EOS) the tokenizer adds around every sequence it encodes: 0, 1 or 2."""
+    return len(tokenizer.build_inputs_with_special_tokens([]))
+
+
 def bases_per_token(tokenizer: Any) -> list[int]:
     """(V,) the number of bases each scored token spells when decoded (a codon 3, a k-mer its stride, a base 1);
     0 for every id that is not scored (see ``base_token_ids``)."""

@@ -17,6 +17,7 @@ from genolong.models import GenoLongForCausalLM, GenoLongForMaskedLM, GenoLongFo
 from genolong.pipelines.variant_effect import VariantScorer
 from genolong.tokenizers.alphabet import reverse_complement
 from genolong.tokenizers.factory import build_tokenizer, model_config_fields
+from genolong.tokenizers.nucleotide import NucleotideTokenizer
 from tests.conftest import DATA
 from tests.models.helpers import FAMILIES, tiny_config
 
@@ -163,14 +164,25 @@ def test_embedding_distance_matches_pooled_hidden_states(fasta):
 
 
 def test_methods_that_do_not_fit_the_model_are_refused(fasta):
-    from genolong.errors import UsageError
-
     causal = make(GenoLongForCausalLM, FAMILIES["hyena"])
     with pytest.raises(UsageError, match="masked language model"):
         VariantScorer(causal, TOKENIZER, fasta, method="masked_marginal")
     masked = make(GenoLongForMaskedLM, FAMILIES["hyena"], bidirectional=True)
     with pytest.raises(UsageError, match="upstream"):
         VariantScorer(masked, TOKENIZER, fasta, window_mode="upstream")
+
+
+def test_windows_leave_room_in_the_context_for_the_tokenizers_bos_and_eos(fasta):
+    tokenizer = NucleotideTokenizer(special_tokens_pattern="bos_eos")
+    torch.manual_seed(0)
+    model = GenoLongForCausalLM(tiny_config(FAMILIES["hyena"], **model_config_fields(tokenizer), max_position=64))
+    with VariantScorer(model.eval(), tokenizer, fasta) as scorer:
+        assert scorer.window == 62  # 62 bases + BOS + EOS = the context (64 bases + 2 would be refused by the model)
+        table = scorer.score_vcf(VCF, progress=False)
+    scored = table[table.status == "scored"]
+    assert len(scored) >= 10 and np.isfinite(scored.score).all()
+    with pytest.raises(UsageError, match="between 2 and 62 bases .*64 tokens less the 2 special tokens"):
+        VariantScorer(model, tokenizer, fasta, window=63)
 
 
 def window_log_prob(model, ids: np.ndarray) -> float:
