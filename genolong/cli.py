@@ -124,7 +124,7 @@ def score_variants(
             masked_marginal (masked: log p(alt) - log p(ref) at the masked site), embedding (1 - cosine of
             pooled embeddings; l2_distance too) or supervised (a classifier/regressor: prediction(alt) -
             prediction(ref)).
-        window: window length in bases (default: the model's context, at most 1024).
+        window: window length in bases (default: the model's context less any BOS/EOS tokens, at most 1024).
         window_mode: centered (equal flanks, shifted inside the contig at its ends) or upstream (context before
             the variant only; llr).
         no_rc_average: score the forward strand only (by default the reverse complement is scored too and the
@@ -236,6 +236,7 @@ def embed(
     chunk: int | None = None,
     device: str = "cpu",
     batch_size: int = 16,
+    annotation: str | None = None,
 ) -> None:
     """Embeddings of FASTA records or BED regions: the model's final hidden states, pooled or per position.
 
@@ -250,33 +251,41 @@ def embed(
         records: embed only these FASTA records (default: all): one name, names separated by commas
             (chr1,chr2) or a list ('[chr1, chr2]').
         pooling: mean, last (the last position: all a causal model has read) or none (per position).
-        chunk: longest piece read at once (default: the model's context). Longer sequences are read in pieces
-            with the state carried (recurrent causal models: exact) or as overlapping windows (others).
+        chunk: longest piece read at once, in tokens (default: the model's context). Longer sequences are read in
+            pieces with the state carried (recurrent causal models: exact) or as overlapping windows (others).
         device: torch device.
         batch_size: sequences per forward pass.
+        annotation: GFF3/GTF of the FASTA's CDS, for a codon model (default: the one it was trained with); its
+            positions are then the codons of the CDS and single bases elsewhere.
     """
+    from genolong.data.datasets import annotation_for
     from genolong.io.fasta import Fasta
     from genolong.pipelines import embed as embedding
-    from genolong.pipelines.loading import load_model
+    from genolong.pipelines.loading import load_model, training_annotation
+    from genolong.tokenizers.factory import require_annotation
 
     embedding.check_embed_output(output, pooling)
     _check_writable(output)
     unique = embedding.keyed_by_id(output, pooling)
     with Fasta(fasta) as reference:
-        pairs, empty = embedding.drop_empty(list(embedding.sequences_to_embed(reference, records=records, bed=bed,
-                                                                              unique_ids=unique)))  # fmt: skip
+        pieces, empty = embedding.drop_empty(list(embedding.sequences_to_embed(reference, records=records, bed=bed,
+                                                                               unique_ids=unique)))  # fmt: skip
+        lengths = reference.lengths
     if empty:
         logging.getLogger("genolong").warning("%d empty sequences skipped (no bases to embed): %s", len(empty),
                                               ", ".join(empty[:5]) + (", ..." if len(empty) > 5 else ""))  # fmt: skip
-    if not pairs:
+    if not pieces:
         raise UsageError("nothing to embed: no regions or records with bases", path=bed or fasta)
-    net, tokenizer, _ = load_model(model, None, device)
-    ids, seqs = zip(*pairs, strict=True)
-    vectors = embedding.embed_sequences(net, tokenizer, list(seqs), pooling=pooling, chunk=chunk,
-                                        batch_size=batch_size, device=device, progress=True)  # fmt: skip
-    embedding.write_embeddings(ids, vectors, output)
-    print(f"{len(ids)} sequences, {sum(map(len, seqs)):,} bases embedded ({pooling} pooling) -> {output}"
-          + (f"; {len(empty)} empty skipped" if empty else ""))  # fmt: skip
+    net, tokenizer, meta = load_model(model, None, device)
+    annotation = training_annotation(tokenizer, annotation, meta)
+    require_annotation(tokenizer, annotation)
+    frames = annotation_for(annotation, tokenizer, lengths)
+    cds = None if frames is None else [frames.segments(p.contig, p.start, p.start + len(p.seq)) for p in pieces]
+    vectors = embedding.embed_sequences(net, tokenizer, [p.seq for p in pieces], pooling=pooling, chunk=chunk,
+                                        batch_size=batch_size, device=device, progress=True, cds=cds)  # fmt: skip
+    embedding.write_embeddings([p.id for p in pieces], vectors, output)
+    print(f"{len(pieces)} sequences, {sum(len(p.seq) for p in pieces):,} bases embedded ({pooling} pooling) -> "
+          f"{output}" + (f"; {len(empty)} empty skipped" if empty else ""))  # fmt: skip
 
 
 def ism(
@@ -304,7 +313,7 @@ def ism(
             status.
         heatmap: also draw the scores as a PNG (rows A/C/G/T, one column per position, reference base dotted).
         method: as score-variants (auto, llr, masked_marginal, embedding, supervised).
-        window: window length in bases (default: the model's context, at most 1024).
+        window: window length in bases (default: the model's context less any BOS/EOS tokens, at most 1024).
         no_rc_average: score the forward strand only.
         max_length: refuse regions longer than this (3 scored variants per base).
         device: torch device.

@@ -6,8 +6,12 @@ Any genolong model works (causal or masked LM, classification or track model): i
 states (after the last norm) are the embeddings. ``pooling``: ``mean`` over the sequence's positions, ``last``
 position (all a causal model has read), or ``none`` (one (L, D) array per sequence).
 
-Positions are tokens (bases for a single-base tokenizer, k-mers for a k-mer one). Sequences longer than
-``chunk`` (default: the model's context, ``config.max_position``):
+Positions are tokens (bases for a single-base tokenizer, k-mers for a k-mer one; for a codon model, the codons
+of the CDS given in ``cds`` and single bases elsewhere, with its BOS/EOS if its tokenizer adds them). A codon
+model reads each sequence in the frames of its CDS: ``cds`` holds, per sequence, the CDS segments overlapping it
+in its own coordinates (:meth:`~genolong.data.annotation.CdsAnnotation.segments`; the command takes
+``--annotation``, by default the one the model was trained with). Sequences longer than ``chunk`` tokens
+(default: the model's context, ``config.max_position``):
 
 - a causal model of recurrent mixers only (Mamba2, mLSTM) reads the sequence in pieces, its state carried from
   piece to piece: exactly a single pass over the whole sequence;
@@ -31,14 +35,15 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from genolong.errors import InconsistentDataError, NonFiniteError, UsageError
-from genolong.tokenizers.factory import refuse_without_annotation
+from genolong.tokenizers.cds import CdsSegment
+from genolong.tokenizers.factory import special_token_count, takes_cds
 
 log = logging.getLogger(__name__)
 
@@ -47,37 +52,58 @@ SUFFIXES = (".npy", ".npz", ".parquet")
 
 
 def embed_sequences(model: Any, tokenizer: Any, sequences: Sequence[str], *, pooling: str = "mean",
-                    batch_size: int = 16, device: str = "cpu", chunk: int | None = None,
-                    progress: bool = False) -> np.ndarray | list[np.ndarray]:  # fmt: skip
-    """(N, D) float32 pooled embeddings, or for ``pooling="none"`` a list of (L_i, D) arrays."""
+                    batch_size: int = 16, device: str = "cpu", chunk: int | None = None, progress: bool = False,
+                    cds: Sequence[Sequence[CdsSegment]] | None = None) -> np.ndarray | list[np.ndarray]:  # fmt: skip
+    """(N, D) float32 pooled embeddings, or for ``pooling="none"`` a list of (T_i, D) arrays (T_i tokens).
+    ``cds``: a codon model's CDS segments, one list per sequence (see the module docstring)."""
     if pooling not in POOLINGS:
         raise UsageError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-    refuse_without_annotation(tokenizer, "embedding")
+    options = _encoding_options(tokenizer, cds, len(sequences))
     empty = [i for i, s in enumerate(sequences) if not s]
     if empty:
         raise UsageError(f"sequence {empty[0]} (0-based) is empty: it has no embedding", hint="leave it out")
     backbone = getattr(model, "model", model)  # the GenoLongModel inside any head
     chunk = int(chunk or backbone.config.max_position)
     if chunk < 2:
-        raise UsageError(f"chunk must be at least 2 bases, got {chunk}")
-    short = [i for i, s in enumerate(sequences) if len(s) <= chunk]
+        raise UsageError(f"chunk must be at least 2 tokens, got {chunk}")
+    # at most chunk tokens for sure (no tokenizer here has more tokens than bases); the others are read by
+    # _embed_long, which is a single pass as well where their tokens fit in one chunk
+    special = special_token_count(tokenizer)
+    short = [i for i, s in enumerate(sequences) if len(s) + special <= chunk]
     out: list[np.ndarray | None] = [None] * len(sequences)
     order = sorted(short, key=lambda i: len(sequences[i]))  # similar lengths together: little padding
     bar = tqdm(total=len(sequences), desc="embedding", unit="sequence", disable=not progress)
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
-            batch = tokenizer.batch_encode([sequences[i] for i in rows], return_tensors="pt")
+            batch = tokenizer.batch_encode([sequences[i] for i in rows], return_tensors="pt",
+                                           **{name: [values[i] for i in rows] for name, values in options.items()})
             ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)  # (b, T)
             hidden = backbone(input_ids=ids, attention_mask=mask).last_hidden_state.float()  # (b, T, D)
             for row, i in enumerate(rows):
                 out[i] = _pool(hidden[row, : int(mask[row].sum())], pooling)
             bar.update(len(rows))
         for i in sorted(set(range(len(sequences))) - set(short)):
-            out[i] = _embed_long(backbone, tokenizer, sequences[i], chunk, device, pooling, progress)
+            ids = tokenizer.encode(sequences[i], **{name: values[i] for name, values in options.items()})
+            out[i] = _embed_long(backbone, ids, chunk, device, pooling, progress)
             bar.update(1)
     bar.close()
     return out if pooling == "none" else np.stack(out).astype(np.float32)
+
+
+def _encoding_options(tokenizer: Any, cds: Sequence[Sequence[CdsSegment]] | None, n: int) -> dict[str, list]:
+    """The per-sequence options of the tokenizer: a codon model's ``cds`` (required), nothing for the others."""
+    if not takes_cds(tokenizer):
+        if cds is not None:
+            raise UsageError(f"CDS segments were given but the {type(tokenizer).__name__} does not use them",
+                             hint="give cds only with a codon model")  # fmt: skip
+        return {}
+    if cds is None:
+        raise UsageError("the model's codon tokenizer reads codons in the frames of a CDS, and no CDS segments "
+                         "were given", hint="pass cds= (one list per sequence), or --annotation on the command")
+    if len(cds) != n:
+        raise UsageError(f"cds has {len(cds)} entries for {n} sequences: give one list of segments per sequence")
+    return {"cds": [list(segments) for segments in cds]}
 
 
 def _pool(hidden: torch.Tensor, pooling: str) -> np.ndarray:
@@ -111,11 +137,11 @@ class _Pooler:
         return vector.float().cpu().numpy()
 
 
-def _embed_long(backbone: Any, tokenizer: Any, seq: str, chunk: int, device: str, pooling: str,
+def _embed_long(backbone: Any, token_ids: Sequence[int], chunk: int, device: str, pooling: str,
                 progress: bool) -> np.ndarray:  # fmt: skip
-    """The pooled (D,) or per-position (L, D) states of a sequence longer than ``chunk`` (see the module
-    docstring); a progress bar over its pieces."""
-    ids = torch.as_tensor(np.asarray(tokenizer.encode(seq), dtype=np.int64), device=device)[None]  # (1, L)
+    """The pooled (D,) or per-position (L, D) states of a sequence of L tokens read in pieces of ``chunk`` (see
+    the module docstring; one piece, a single pass, where L <= chunk); a progress bar over its pieces."""
+    ids = torch.as_tensor(np.asarray(token_ids, dtype=np.int64), device=device)[None]  # (1, L)
     config, pooler, length = backbone.config, _Pooler(pooling), ids.shape[1]
     if not config.bidirectional and not config.position_limited:  # state carried piece to piece: exact
         cache = None
@@ -156,10 +182,19 @@ def keyed_by_id(output: str | os.PathLike, pooling: str) -> bool:
     return pooling == "none" or os.fspath(output).endswith(".npz")
 
 
+class Piece(NamedTuple):
+    """A sequence to embed: its id, where it lies in the FASTA (contig, 0-based start) and its bases."""
+
+    id: str
+    contig: str
+    start: int
+    seq: str
+
+
 def sequences_to_embed(fasta: Any, *, records: Sequence[str] | str | None = None, bed: str | os.PathLike | None = None,
-                       unique_ids: bool = False) -> Iterator[tuple[str, str]]:  # fmt: skip
-    """(id, sequence) pairs: BED regions (id = name column, else ``contig:start-end`` 1-based) or FASTA
-    records (all, or those named in ``records``: a list, one name, or names separated by commas).
+                       unique_ids: bool = False) -> Iterator[Piece]:  # fmt: skip
+    """BED regions (id = name column, else ``contig:start-end`` 1-based) or FASTA records (all, or those named
+    in ``records``: a list, one name, or names separated by commas), in order.
     ``unique_ids``: refuse a repeated id (UsageError naming it and its BED lines)."""
     from genolong.io.intervals import read_bed
 
@@ -172,14 +207,15 @@ def sequences_to_embed(fasta: Any, *, records: Sequence[str] | str | None = None
             name = interval.name or f"{interval.contig}:{interval.start + 1}-{interval.end}"
             if unique_ids:
                 _check_new_id(name, interval.line, first_line, bed)
-            yield name, fasta.fetch(interval.contig, interval.start, interval.end).upper()
+            yield Piece(name, interval.contig, interval.start,
+                        fasta.fetch(interval.contig, interval.start, interval.end).upper())
         return
     for name in record_names(records, fasta):
         if name not in fasta.lengths:
             raise InconsistentDataError(f"no record {name!r} in the FASTA", path=getattr(fasta, "path", None))
         if unique_ids:
             _check_new_id(name, None, first_line, None)
-        yield name, fasta.fetch(name).upper()
+        yield Piece(name, name, 0, fasta.fetch(name).upper())
 
 
 def record_names(records: Sequence[str] | str | None, fasta: Any) -> list[str]:
@@ -203,10 +239,9 @@ def _check_new_id(name: str, line: int | None, first_line: dict[str, int | None]
     first_line[name] = line
 
 
-def drop_empty(pairs: Sequence[tuple[str, str]]) -> tuple[list[tuple[str, str]], list[str]]:
-    """(the pairs with a non-empty sequence, the ids of the empty ones): empty sequences have no embedding."""
-    kept = [(name, seq) for name, seq in pairs if seq]
-    return kept, [name for name, seq in pairs if not seq]
+def drop_empty(pieces: Sequence[Piece]) -> tuple[list[Piece], list[str]]:
+    """(the pieces with bases, the ids of the empty ones): empty sequences have no embedding."""
+    return [p for p in pieces if p.seq], [p.id for p in pieces if not p.seq]
 
 
 def write_embeddings(ids: Sequence[str], vectors: np.ndarray | list[np.ndarray], output: str | os.PathLike) -> None:

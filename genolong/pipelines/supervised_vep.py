@@ -24,6 +24,7 @@ from genolong.errors import InconsistentDataError, UsageError
 from genolong.io.alleles import Variant
 from genolong.io.fasta import Fasta
 from genolong.pipelines.variant_windows import variant_windows
+from genolong.tokenizers.factory import refuse_without_annotation
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ def variant_features(model: Any, tokenizer: Any, fasta: Fasta, variants: Sequenc
     """(N, 2 D) float32 ``[ref, alt - ref]`` embeddings, each the mean of both strands."""
     from genolong.pipelines.embed import embed_sequences
 
+    refuse_without_annotation(tokenizer, "supervised variant-effect prediction")
     windows = [variant_windows(v, fasta, window) for v in variants]
     if any(w is None for w in windows):
         too_long = next(v for v, w in zip(variants, windows, strict=True) if w is None)

@@ -168,14 +168,17 @@ def test_pipelines_that_give_no_annotation_refuse_codon_models(ecoli_fasta):
     from genolong.data.task_datamodule import SequenceTaskDataModule
     from genolong.models import GenoLongForCausalLM, get_preset
     from genolong.pipelines.embed import embed_sequences
+    from genolong.pipelines.supervised_vep import variant_features
     from genolong.pipelines.variant_effect import VariantScorer
     from genolong.tokenizers.factory import model_config_fields
 
     model = GenoLongForCausalLM(get_preset("tiny-hyena", **model_config_fields(CODON))).eval()
     with pytest.raises(UsageError, match="codon tokenizer reads codons .* none was given"):
         VariantScorer(model, CODON, ecoli_fasta)  # variant scoring takes one (annotation=)
-    with pytest.raises(UsageError, match="embedding .* codon tokenizer needs one"):
-        embed_sequences(model, CODON, ["ATGAAATAG"])
+    with pytest.raises(UsageError, match="codon tokenizer reads codons .* no CDS segments were given"):
+        embed_sequences(model, CODON, ["ATGAAATAG"])  # embedding takes them (cds=)
+    with pytest.raises(UsageError, match="supervised variant-effect prediction .* codon tokenizer needs one"):
+        variant_features(model, CODON, ecoli_fasta, [], window=64)
     with pytest.raises(UsageError, match="fine-tuning .* codon tokenizer needs one"):
         SequenceTaskDataModule(train=str(DATA / "ecoli_200k.labels.tsv"), tokenizer="codon")
     nucleotide = build_tokenizer("nucleotide")

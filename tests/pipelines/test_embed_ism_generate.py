@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from genolong.errors import UsageError
+from genolong.data.annotation import CdsAnnotation
+from genolong.errors import ResourceLimitError, UsageError
 from genolong.io.alleles import Variant
 from genolong.io.fasta import Fasta
 from genolong.models import GenoLongForCausalLM, GenoLongForMaskedLM
@@ -16,6 +17,7 @@ from genolong.pipelines.generate import generate_sequences
 from genolong.pipelines.ism import saturation_mutagenesis
 from genolong.pipelines.variant_effect import VariantScorer
 from genolong.tokenizers.factory import build_tokenizer, model_config_fields
+from genolong.tokenizers.nucleotide import NucleotideTokenizer
 from tests.conftest import DATA, REPO, run_cli
 from tests.models.helpers import tiny_config
 
@@ -82,6 +84,50 @@ def test_long_sequences_by_state_are_exact_and_by_windows_take_central_positions
     odd = embed_sequences(hyena, TOKENIZER, [seq], pooling="none", chunk=30)[0]  # 30 // 4: windows overlap more
     assert odd.shape == (150, hyena.config.d_model)
     np.testing.assert_allclose(odd[-7:], hidden(hyena, seq[-30:])[-7:], atol=1e-5)
+
+
+def test_codon_models_embed_the_codons_of_the_annotation(genome, ecoli_gff, tmp_path):
+    codon = build_tokenizer("codon")
+    torch.manual_seed(0)
+    model = GenoLongForCausalLM(tiny_config("mamba2*2", **model_config_fields(codon), max_position=128)).eval()
+    spans = [(10_000, 10_300), (20_000, 21_500)]  # 300 bases in one pass; ~500 codons, read in pieces of 128
+    seqs = [genome.fetch(CONTIG, a, b).upper() for a, b in spans]
+    cds = [CdsAnnotation(ecoli_gff, genome.lengths).segments(CONTIG, a, b) for a, b in spans]
+    each = embed_sequences(model, codon, seqs, pooling="none", cds=cds)
+    for seq, segments, states in zip(seqs, cds, each, strict=True):
+        ids = torch.as_tensor(codon.encode(seq, cds=segments), dtype=torch.long)[None]
+        with torch.no_grad():  # one pass over the codon tokens
+            np.testing.assert_allclose(states, model.model(input_ids=ids).last_hidden_state[0], atol=1e-4)
+    assert 128 < len(each[1]) < 1500 - 600  # positions are codons where the annotation has CDS
+    with pytest.raises(UsageError, match="cds has 1 entries for 2 sequences"):
+        embed_sequences(model, codon, seqs, cds=cds[:1])
+    with pytest.raises(UsageError, match="does not use them"):
+        embed_sequences(make("mamba2"), TOKENIZER, seqs, cds=cds)
+
+    model_dir, out, bed = tmp_path / "codon", tmp_path / "codon.npz", tmp_path / "genes.bed"
+    model.save_pretrained(model_dir)
+    codon.save_pretrained(model_dir)
+    bed.write_text("".join(f"{CONTIG}\t{a}\t{b}\tregion{i}\n" for i, (a, b) in enumerate(spans)))
+    common = ["embed", "--model", model_dir, "--fasta", FASTA, "--bed", bed, "--pooling", "none", "--output", out]
+    ok = run_cli(*common, "--annotation", ecoli_gff, cwd=REPO)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    with np.load(out) as saved:
+        for i, states in enumerate(each):
+            np.testing.assert_allclose(saved[f"region{i}"], states, atol=1e-5)
+    refused = run_cli(*common, cwd=REPO)  # no annotation given, and none recorded by training
+    assert refused.returncode == 2 and "none was given" in refused.stderr
+
+
+def test_sequences_as_long_as_the_context_leave_room_for_bos_and_eos():
+    tokenizer = NucleotideTokenizer(special_tokens_pattern="bos_eos")
+    torch.manual_seed(0)
+    model = GenoLongForCausalLM(tiny_config("hyena*2", **model_config_fields(tokenizer), max_position=64)).eval()
+    seq = "ACGTTGCA" * 8  # 64 bases: 66 tokens, more than the context, read as overlapping windows
+    full, fits = embed_sequences(model, tokenizer, [seq, seq[:62]], pooling="none")
+    assert full.shape == (66, model.config.d_model)
+    with torch.no_grad():
+        ids = torch.as_tensor(tokenizer.encode(seq[:62]), dtype=torch.long)[None]  # (1, 64): one pass
+        np.testing.assert_allclose(fits, model.model(input_ids=ids).last_hidden_state[0], atol=1e-5)
 
 
 def test_cli_embed_records_and_bed_regions(model_dir, tmp_path):
@@ -151,6 +197,26 @@ def test_generation_is_seeded_bases_only_and_greedy_at_top_k_1():
         seq += "ACGT"[int(logits[bases].argmax())]
     assert greedy == [seq[len(prompt) :]]
     assert generate_sequences(model, TOKENIZER, prompt, length=12, temperature=0) == greedy
+
+
+@pytest.mark.parametrize("pattern", ["bos", "eos", "bos_eos"])
+def test_generation_starts_sequences_as_the_tokenizer_does_and_never_after_an_eos(pattern):
+    tokenizer = NucleotideTokenizer(special_tokens_pattern=pattern)
+    torch.manual_seed(0)
+    model = GenoLongForCausalLM(tiny_config("(mamba2,attention)", **model_config_fields(tokenizer), max_position=16))
+    model.eval()
+    prompt, bases = "ACGTTG", tokenizer.convert_tokens_to_ids(list("ACGT"))
+    seq = [tokenizer.bos_token_id] if "bos" in pattern else []
+    seq += [int(i) for i in tokenizer.encode(prompt, add_special_tokens=False)]
+    for _ in range(4):  # greedy from full passes over the prompt as training began it (BOS), no EOS after it
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor(seq)[None]).logits[0, -1]
+        seq.append(bases[int(logits[bases].argmax())])
+    assert generate_sequences(model, tokenizer, prompt, length=4, temperature=0) == [tokenizer.decode(seq[-4:])]
+    fits = 16 - len(prompt) - ("bos" in pattern)  # the BOS takes a position of the context, a dropped EOS none
+    assert len(generate_sequences(model, tokenizer, prompt, length=fits)[0]) == fits
+    with pytest.raises(ResourceLimitError, match="context of 16"):
+        generate_sequences(model, tokenizer, prompt, length=fits + 1)
 
 
 def test_cli_generate_writes_fasta(model_dir, tmp_path):
