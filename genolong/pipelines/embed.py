@@ -42,8 +42,9 @@ import torch
 from tqdm.auto import tqdm
 
 from genolong.errors import InconsistentDataError, NonFiniteError, UsageError
+from genolong.tokenizers.batching import pad_token_rows
 from genolong.tokenizers.cds import CdsSegment
-from genolong.tokenizers.factory import special_token_count, takes_cds
+from genolong.tokenizers.factory import takes_cds
 
 log = logging.getLogger(__name__)
 
@@ -66,26 +67,22 @@ def embed_sequences(model: Any, tokenizer: Any, sequences: Sequence[str], *, poo
     chunk = int(chunk or backbone.config.max_position)
     if chunk < 2:
         raise UsageError(f"chunk must be at least 2 tokens, got {chunk}")
-    # at most chunk tokens for sure (no tokenizer here has more tokens than bases); the others are read by
-    # _embed_long, which is a single pass as well where their tokens fit in one chunk
-    special = special_token_count(tokenizer)
-    short = [i for i, s in enumerate(sequences) if len(s) + special <= chunk]
+    tokens = [tokenizer.encode(s, **{name: values[i] for name, values in options.items()})
+              for i, s in enumerate(sequences)]  # fmt: skip
+    short = [i for i, ids in enumerate(tokens) if len(ids) <= chunk]  # read in one pass, in batches
     out: list[np.ndarray | None] = [None] * len(sequences)
-    order = sorted(short, key=lambda i: len(sequences[i]))  # similar lengths together: little padding
+    order = sorted(short, key=lambda i: len(tokens[i]))  # similar lengths together: little padding
     bar = tqdm(total=len(sequences), desc="embedding", unit="sequence", disable=not progress)
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
-            batch = tokenizer.batch_encode([sequences[i] for i in rows], return_tensors="pt",
-                                           **{name: [values[i] for i in rows] for name, values in options.items()})
-            ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)  # (b, T)
+            ids, mask = (t.to(device) for t in pad_token_rows([tokens[i] for i in rows], tokenizer.pad_token_id))
             hidden = backbone(input_ids=ids, attention_mask=mask).last_hidden_state.float()  # (b, T, D)
             for row, i in enumerate(rows):
-                out[i] = _pool(hidden[row, : int(mask[row].sum())], pooling)
+                out[i] = _pool(hidden[row, : len(tokens[i])], pooling)
             bar.update(len(rows))
         for i in sorted(set(range(len(sequences))) - set(short)):
-            ids = tokenizer.encode(sequences[i], **{name: values[i] for name, values in options.items()})
-            out[i] = _embed_long(backbone, ids, chunk, device, pooling, progress)
+            out[i] = _embed_long(backbone, tokens[i], chunk, device, pooling, progress)
             bar.update(1)
     bar.close()
     return out if pooling == "none" else np.stack(out).astype(np.float32)
@@ -139,8 +136,8 @@ class _Pooler:
 
 def _embed_long(backbone: Any, token_ids: Sequence[int], chunk: int, device: str, pooling: str,
                 progress: bool) -> np.ndarray:  # fmt: skip
-    """The pooled (D,) or per-position (L, D) states of a sequence of L tokens read in pieces of ``chunk`` (see
-    the module docstring; one piece, a single pass, where L <= chunk); a progress bar over its pieces."""
+    """The pooled (D,) or per-position (L, D) states of a sequence of L > ``chunk`` tokens, read in pieces (see
+    the module docstring); a progress bar over its pieces."""
     ids = torch.as_tensor(np.asarray(token_ids, dtype=np.int64), device=device)[None]  # (1, L)
     config, pooler, length = backbone.config, _Pooler(pooling), ids.shape[1]
     if not config.bidirectional and not config.position_limited:  # state carried piece to piece: exact

@@ -32,6 +32,7 @@ import torch
 
 from genolong.errors import UsageError
 from genolong.pipelines.variant_windows import StrandPair
+from genolong.tokenizers.batching import pad_token_rows
 from genolong.tokenizers.factory import takes_cds
 
 METHODS = ("llr", "masked_marginal", "embedding", "supervised")
@@ -67,10 +68,7 @@ class Scoring:
 
     def padded(self, rows: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """Token id rows as (input_ids, attention_mask), each (B, T) on the device, right-padded."""
-        ids = torch.full((len(rows), max(len(r) for r in rows)), self.tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, row in enumerate(rows):
-            ids[i, : len(row)], mask[i, : len(row)] = torch.from_numpy(row), 1
+        ids, mask = pad_token_rows(rows, self.tokenizer.pad_token_id)
         return ids.to(self.device), mask.to(self.device)
 
 

@@ -11,12 +11,22 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 from transformers import BatchEncoding
 from transformers.tokenization_utils_base import PaddingStrategy, TruncationStrategy
 
 from genolong.tokenizers import vocab as V
 
 _TEXT = (str, bytes, bytearray)
+
+
+def pad_token_rows(rows: list[np.ndarray], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of token ids (already encoded) as (input_ids, attention_mask), each (B, T) int64, right-padded."""
+    ids = torch.full((len(rows), max(len(r) for r in rows)), pad_token_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)], mask[i, : len(row)] = torch.as_tensor(np.asarray(row, dtype=np.int64)), 1
+    return ids, mask
 
 
 class BatchMixin:
