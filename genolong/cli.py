@@ -267,19 +267,18 @@ def embed(
     embedding.check_embed_output(output, pooling)
     _check_writable(output)
     unique = embedding.keyed_by_id(output, pooling)
+    net, tokenizer, meta = load_model(model, None, device)
+    annotation = training_annotation(tokenizer, annotation, meta)
+    require_annotation(tokenizer, annotation)
     with Fasta(fasta) as reference:
+        frames = annotation_for(annotation, tokenizer, reference.lengths)
         pieces, empty = embedding.drop_empty(list(embedding.sequences_to_embed(reference, records=records, bed=bed,
                                                                                unique_ids=unique)))  # fmt: skip
-        lengths = reference.lengths
     if empty:
         logging.getLogger("genolong").warning("%d empty sequences skipped (no bases to embed): %s", len(empty),
                                               ", ".join(empty[:5]) + (", ..." if len(empty) > 5 else ""))  # fmt: skip
     if not pieces:
         raise UsageError("nothing to embed: no regions or records with bases", path=bed or fasta)
-    net, tokenizer, meta = load_model(model, None, device)
-    annotation = training_annotation(tokenizer, annotation, meta)
-    require_annotation(tokenizer, annotation)
-    frames = annotation_for(annotation, tokenizer, lengths)
     cds = None if frames is None else [frames.segments(p.contig, p.start, p.start + len(p.seq)) for p in pieces]
     vectors = embedding.embed_sequences(net, tokenizer, [p.seq for p in pieces], pooling=pooling, chunk=chunk,
                                         batch_size=batch_size, device=device, progress=True, cds=cds)  # fmt: skip

@@ -6,12 +6,13 @@ Any genolong model works (causal or masked LM, classification or track model): i
 states (after the last norm) are the embeddings. ``pooling``: ``mean`` over the sequence's positions, ``last``
 position (all a causal model has read), or ``none`` (one (L, D) array per sequence).
 
-Positions are tokens (bases for a single-base tokenizer, k-mers for a k-mer one; for a codon model, the codons
-of the CDS given in ``cds`` and single bases elsewhere, with its BOS/EOS if its tokenizer adds them). A codon
-model reads each sequence in the frames of its CDS: ``cds`` holds, per sequence, the CDS segments overlapping it
-in its own coordinates (:meth:`~genolong.data.annotation.CdsAnnotation.segments`; the command takes
-``--annotation``, by default the one the model was trained with). Sequences longer than ``chunk`` tokens
-(default: the model's context, ``config.max_position``):
+Positions are tokens, BOS/EOS included where the tokenizer adds them: bases for a single-base tokenizer, k-mers
+for a k-mer one; for a codon model the codons of the CDS given in ``cds`` (a codon with an N is ``[UNK_CODON]``
+and its 3 bases) and single bases elsewhere. A codon model reads each sequence in the frames of its CDS:
+``cds`` holds, per sequence, the CDS segments overlapping it in its own coordinates
+(:meth:`~genolong.data.annotation.CdsAnnotation.segments`; the command takes ``--annotation``, by default the
+one the model was trained with). Sequences longer than ``chunk`` tokens (default: the model's context,
+``config.max_position``):
 
 - a causal model of recurrent mixers only (Mamba2, mLSTM) reads the sequence in pieces, its state carried from
   piece to piece: exactly a single pass over the whole sequence;
@@ -244,7 +245,7 @@ def drop_empty(pieces: Sequence[Piece]) -> tuple[list[Piece], list[str]]:
 def write_embeddings(ids: Sequence[str], vectors: np.ndarray | list[np.ndarray], output: str | os.PathLike) -> None:
     """Pooled (N, D): ``.npy`` (ids in ``OUTPUT.ids.txt``, one per line, same order) or ``.parquet`` (column
     ``id``, then ``e0..e{D-1}``). Per position (list of (L_i, D)): ``.npz`` (one array per id) or ``.parquet``
-    (columns ``id``, ``position`` (0-based in the sequence), ``e0..``)."""
+    (columns ``id``, ``position`` (0-based token index in the sequence), ``e0..``)."""
     name = os.fspath(output)
     per_position = isinstance(vectors, list)
     _check_finite(ids, vectors)

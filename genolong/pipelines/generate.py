@@ -7,6 +7,7 @@ history for Hyena). Only A, C, G and T are sampled: every other token (N, IUPAC 
 probability set to zero before sampling, so a continuation is always ``length`` bases of A/C/G/T. Sample ``i``
 is drawn with the seed ``seed + i``: it does not depend on how many samples are asked for.
 ``temperature=0`` decodes greedily (the most probable base each step); ``top_k`` keeps the k most probable.
+Models with single-base tokens only: k-mer and codon models are refused (exit 2).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from genolong.errors import ResourceLimitError, UsageError
+from genolong.tokenizers.factory import refuse_without_annotation
 
 MAX_SEED = 2**63 - 1  # torch.manual_seed takes a signed 64-bit integer
 
@@ -37,6 +39,7 @@ def generate_sequences(model: Any, tokenizer: Any, prompt: str, *, length: int, 
         raise UsageError(f"seed must be in 0..{MAX_SEED - num_samples} (sample i uses seed + i), got {seed}")
     if not hasattr(model, "generate"):
         raise UsageError(f"generation needs a causal language model; this is a {type(model).__name__}")
+    refuse_without_annotation(tokenizer, "generation", "the nucleotide tokenizer")  # it samples single bases
     if len(tokenizer.encode("ACGT", add_special_tokens=False)) != 4:
         raise UsageError("generation samples single bases; this model's tokens are not single bases "
                          f"({type(tokenizer).__name__})", hint="use a model with the nucleotide tokenizer")

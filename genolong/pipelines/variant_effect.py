@@ -19,9 +19,9 @@ construction (``rc_mode="average"``) the reverse pass is implied and not repeate
 The table has one row per input allele, in input order: ``pos``/``ref``/``alt`` as written in the VCF, ``variant``
 the normalized (trimmed, left-aligned) change that was scored, ``status`` ``scored`` or the reason it was not
 (the reader's reasons such as ``ref_mismatch``, ``symbolic``, ``unknown_contig``; ``too_long_for_window``;
-``unsupported_by_method``). Large VCFs are read and scored in chunks (``iter_score_vcf``) so memory stays
-bounded; :func:`genolong.pipelines.variant_outputs.write_variant_scores` streams them to TSV, parquet or an
-annotated ``.vcf.gz``.
+``unsupported_by_method``; ``tokens_exceed_context``). Large VCFs are read and scored in chunks
+(``iter_score_vcf``) so memory stays bounded; :func:`genolong.pipelines.variant_outputs.write_variant_scores`
+streams them to TSV, parquet or an annotated ``.vcf.gz``.
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ COLUMNS = ("contig", "pos", "id", "ref", "alt", "record", "allele", "variant", "
            "score_forward", "score_reverse", "window_start", "window_end")  # fmt: skip
 _DESCRIBED = COLUMNS.index("status")  # the columns before it describe the input allele
 TOO_LONG, UNSUPPORTED = "too_long_for_window", "unsupported_by_method"
-AMBIGUOUS, NO_CONTEXT = "ambiguous_bases", "no_context"
-SCORER_SKIPS = (TOO_LONG, UNSUPPORTED, AMBIGUOUS, NO_CONTEXT)  # skip reasons decided here, not by the reader
+AMBIGUOUS, NO_CONTEXT, OVER_CONTEXT = "ambiguous_bases", "no_context", "tokens_exceed_context"
+SCORER_SKIPS = (TOO_LONG, UNSUPPORTED, AMBIGUOUS, NO_CONTEXT, OVER_CONTEXT)  # decided here, not by the reader
 _KIND_METHOD = {"GenoLongForCausalLM": "llr", "GenoLongForMaskedLM": "masked_marginal",
                 "GenoLongForSequenceClassification": "supervised"}  # fmt: skip
 
@@ -85,7 +85,7 @@ class VariantScorer:
                  rc_average: bool = True, reuse_prefix: bool = True, target: int | str | None = None,
                  batch_size: int = 16, annotation: str | os.PathLike | CdsAnnotation | None = None):  # fmt: skip
         context, special = int(model.config.max_position), special_token_count(tokenizer)
-        longest = context - special  # bases: a window's tokens are at most its bases, plus the BOS/EOS added
+        longest = context - special  # bases: as many tokens or fewer, plus the BOS/EOS (codon models: see _fits)
         window = min(longest, 1024) if window is None else int(window)
         if not 2 <= window <= longest:
             around = f" less the {special} special tokens its tokenizer adds" if special else ""
@@ -104,7 +104,7 @@ class VariantScorer:
         self.target = _target_index(target, self.output_names)
         self.model, self.tokenizer = model, tokenizer
         self.run = Scoring(model, tokenizer, device, batch_size, reuse_prefix)
-        self.window, self.window_mode = window, window_mode
+        self.window, self.window_mode, self.context = window, window_mode, context
         self.rc_average = rc_average and getattr(model.config, "rc_mode", "none") != "average"
         self._owns_fasta = not isinstance(fasta, Fasta)
         self.fasta = Fasta(fasta) if self._owns_fasta else fasta
@@ -155,6 +155,8 @@ class VariantScorer:
                 status.append(UNSUPPORTED)
             elif (found := self._windows(item)) is None:
                 status.append(TOO_LONG)
+            elif not self._fits(found):
+                status.append(OVER_CONTEXT)
             elif not (strands := self._informative_strands(found)).any():
                 status.append(NO_CONTEXT)
             else:
@@ -235,6 +237,15 @@ class VariantScorer:
         """The variant's windows (with their CDS segments for a codon model), or None where it does not fit."""
         found = variant_windows(variant, self.fasta, self.window, self.window_mode)
         return found if found is None or self.frames is None else with_cds(found, variant, self.frames)
+
+    def _fits(self, windows: VariantWindows) -> bool:
+        """Whether the windows' tokens fit in the model's context. Only a codon model's can exceed it (a window's
+        tokens are otherwise at most its bases plus the BOS/EOS the window length leaves room for): a codon
+        holding an N is [UNK_CODON] and its 3 bases, 4 tokens."""
+        if self.frames is None:
+            return True
+        pairs = [self.run.encode(p) for p in (windows.forward, windows.reverse) if p is not None]
+        return all(max(len(t.ref), len(t.alt)) <= self.context for t in pairs)
 
     def _informative_strands(self, windows: VariantWindows) -> np.ndarray:
         """(2,) bool: which strands (forward, reverse) the method gets a score from. A causal LM predicts no

@@ -22,7 +22,7 @@ _TEXT = (str, bytes, bytearray)
 
 def pad_token_rows(rows: list[np.ndarray], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows of token ids (already encoded) as (input_ids, attention_mask), each (B, T) int64, right-padded."""
-    ids = torch.full((len(rows), max(len(r) for r in rows)), pad_token_id, dtype=torch.long)
+    ids = torch.full((len(rows), max((len(r) for r in rows), default=0)), pad_token_id, dtype=torch.long)
     mask = torch.zeros_like(ids)
     for i, row in enumerate(rows):
         ids[i, : len(row)], mask[i, : len(row)] = torch.as_tensor(np.asarray(row, dtype=np.int64)), 1

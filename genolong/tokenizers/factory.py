@@ -73,13 +73,14 @@ def takes_cds(tokenizer: Any) -> bool:
     return "cds" in getattr(tokenizer, "encode_options", ())
 
 
-def refuse_without_annotation(tokenizer: Any, task: str) -> None:
+def refuse_without_annotation(tokenizer: Any, task: str, usable: str = "a nucleotide or k-mer tokenizer") -> None:
     """Raise UsageError if ``tokenizer`` needs a CDS annotation, which ``task`` cannot give it: a codon model
-    fed single bases where it was trained on codons gives answers that look fine and are not."""
+    fed single bases where it was trained on codons gives answers that look fine and are not. ``usable``: the
+    tokenizers the task takes, for the hint."""
     if takes_cds(tokenizer):
         raise UsageError(f"{task} gives the model no CDS annotation, and its codon tokenizer needs one (it would "
                          "see single bases where it was trained on codons)",
-                         hint="use a model with a nucleotide or k-mer tokenizer here")  # fmt: skip
+                         hint=f"use a model with {usable} here")  # fmt: skip
 
 
 def require_annotation(tokenizer: Any, annotation: Any) -> None:

@@ -84,6 +84,10 @@ def test_gradients_of_only_some_inputs():
     (grad_w,) = torch.autograd.grad(short_conv(x.detach(), w, None, backend="torch").square().sum(), w)
     (expected,) = torch.autograd.grad(short_conv_reference(x.detach(), w, None).square().sum(), w)
     assert_close(grad_w, expected, 1e-5, "grad w")
+    bias.requires_grad_(True)  # frozen taps, a trainable bias
+    (grad_b,) = torch.autograd.grad(short_conv(x.detach(), w.detach(), bias, backend="torch").square().sum(), bias)
+    (expected,) = torch.autograd.grad(short_conv_reference(x.detach(), w.detach(), bias).square().sum(), bias)
+    assert_close(grad_b, expected, 1e-5, "grad bias")
 
 
 def test_shape_errors():

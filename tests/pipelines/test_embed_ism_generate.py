@@ -90,15 +90,18 @@ def test_codon_models_embed_the_codons_of_the_annotation(genome, ecoli_gff, tmp_
     codon = build_tokenizer("codon")
     torch.manual_seed(0)
     model = GenoLongForCausalLM(tiny_config("mamba2*2", **model_config_fields(codon), max_position=128)).eval()
-    spans = [(10_000, 10_300), (20_000, 21_500)]  # 300 bases in one pass; ~500 codons, read in pieces of 128
+    frames = CdsAnnotation(ecoli_gff, genome.lengths)
+    genes = [g for g in frames.segments(CONTIG, 0, 60_000) if g.end - g.start > 1600][:2]
+    # 300 bases of a gene (~100 codons, one batched pass); 1500 bases (~500 codons, read in pieces of 128)
+    spans = [(genes[0].start, genes[0].start + 300), (genes[1].start, genes[1].start + 1500)]
     seqs = [genome.fetch(CONTIG, a, b).upper() for a, b in spans]
-    cds = [CdsAnnotation(ecoli_gff, genome.lengths).segments(CONTIG, a, b) for a, b in spans]
+    cds = [frames.segments(CONTIG, a, b) for a, b in spans]
     each = embed_sequences(model, codon, seqs, pooling="none", cds=cds)
     for seq, segments, states in zip(seqs, cds, each, strict=True):
         ids = torch.as_tensor(codon.encode(seq, cds=segments), dtype=torch.long)[None]
         with torch.no_grad():  # one pass over the codon tokens
             np.testing.assert_allclose(states, model.model(input_ids=ids).last_hidden_state[0], atol=1e-4)
-    assert 128 < len(each[1]) < 1500 - 600  # positions are codons where the annotation has CDS
+    assert len(each[0]) <= 128 < len(each[1]) < 1500 - 600  # positions are codons where the annotation has CDS
     with pytest.raises(UsageError, match="cds has 1 entries for 2 sequences"):
         embed_sequences(model, codon, seqs, cds=cds[:1])
     with pytest.raises(UsageError, match="does not use them"):
@@ -124,10 +127,14 @@ def test_sequences_as_long_as_the_context_leave_room_for_bos_and_eos():
     model = GenoLongForCausalLM(tiny_config("hyena*2", **model_config_fields(tokenizer), max_position=64)).eval()
     seq = "ACGTTGCA" * 8  # 64 bases: 66 tokens, more than the context, read as overlapping windows
     full, fits = embed_sequences(model, tokenizer, [seq, seq[:62]], pooling="none")
-    assert full.shape == (66, model.config.d_model)
     with torch.no_grad():
         ids = torch.as_tensor(tokenizer.encode(seq[:62]), dtype=torch.long)[None]  # (1, 64): one pass
         np.testing.assert_allclose(fits, model.model(input_ids=ids).last_hidden_state[0], atol=1e-5)
+        ids = torch.as_tensor(tokenizer.encode(seq), dtype=torch.long)[None]  # (1, 66): windows at 0 and 2
+        first, last = (model.model(input_ids=ids[:, a : a + 64]).last_hidden_state[0] for a in (0, 2))
+    assert full.shape == (66, model.config.d_model)
+    np.testing.assert_allclose(full[:18], first[:18], atol=1e-5)  # the second window takes over a quarter in
+    np.testing.assert_allclose(full[18:], last[16:], atol=1e-5)
 
 
 def test_cli_embed_records_and_bed_regions(model_dir, tmp_path):
@@ -241,6 +248,10 @@ def test_generation_refuses_multi_base_tokens_and_seeds_torch_cannot_take():
     model = GenoLongForCausalLM(tiny_config("mamba2", **model_config_fields(kmer))).eval()
     with pytest.raises(UsageError, match="samples single bases"):
         generate_sequences(model, kmer, "ACGTACGT", length=6)
+    codon = build_tokenizer("codon")  # single bases outside CDS: they would pass the check above
+    codon_model = GenoLongForCausalLM(tiny_config("mamba2", **model_config_fields(codon))).eval()
+    with pytest.raises(UsageError, match="generation gives the model no CDS annotation"):
+        generate_sequences(codon_model, codon, "ACGTACGT", length=6)
     plain = make("mamba2", max_position=128)
     for seed in (-1, 2**63 - 2, 10**20):
         with pytest.raises(UsageError, match="seed must be in"):

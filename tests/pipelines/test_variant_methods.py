@@ -272,6 +272,23 @@ def test_codon_models_are_scored_with_llr_only_and_annotations_only_serve_codon_
         VariantScorer(plain, TOKENIZER, fasta, annotation=ecoli_gff)
 
 
+def test_codon_windows_whose_n_codons_overrun_the_context_are_skipped_not_fatal(tmp_path):
+    # a codon holding an N is 4 tokens ([UNK_CODON] and its bases): 64 bases of them are more than 64 tokens
+    codon = build_tokenizer("codon")
+    torch.manual_seed(0)
+    model = GenoLongForCausalLM(tiny_config(FAMILIES["hyena"], **model_config_fields(codon), max_position=64))
+    rng = np.random.default_rng(0)
+    clean = "".join(rng.choice(list("ACGT"), 300))
+    (tmp_path / "n.fa").write_text(f">gappy\n{'NAA' * 100}\n>clean\n{clean}\n")
+    (tmp_path / "n.gff3").write_text("##gff-version 3\n" + "".join(f"{c}\tt\tCDS\t1\t300\t.\t+\t0\tID={c}\n"
+                                                                  for c in ("gappy", "clean")))  # fmt: skip
+    variants = [Variant("gappy", 151, "A", "G"), Variant("clean", 151, clean[151], "T" if clean[151] != "T" else "C")]
+    with VariantScorer(model.eval(), codon, tmp_path / "n.fa", annotation=tmp_path / "n.gff3") as scorer:
+        table = scorer.score(variants, progress=False)
+    assert table["status"].tolist() == ["tokens_exceed_context", "scored"]
+    assert np.isfinite(table["score"][1])
+
+
 @pytest.mark.parametrize(
     ("pos", "ref", "alt", "segment", "alt_segment"),
     [

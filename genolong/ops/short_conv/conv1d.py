@@ -8,6 +8,8 @@ convolutions and W reductions below):
     grad_x = the same depthwise convolution of grad_y padded on the right, taps reversed (a correlation)
     grad_w[d, j] = sum over (b, t) of grad_y[b, d, t] * x_padded[b, d, t + j]
     grad_bias[d] = sum over (b, t) of grad_y[b, d, t]
+
+Once differentiable: gradients of gradients (``create_graph=True``) are refused by autograd.
 """
 
 from __future__ import annotations
@@ -44,10 +46,11 @@ class _DepthwiseCausalConv(torch.autograd.Function):
         D, W = w.shape
         L = grad_y.shape[2]
         grad_x = grad_w = grad_bias = None
-        if ctx.needs_input_grad[0]:
-            grad_x = F.conv1d(F.pad(grad_y, (0, W - 1)), w.flip(-1).unsqueeze(1), groups=D)  # (B, D, L)
-        if ctx.needs_input_grad[1]:
-            grad_w = torch.stack([(grad_y * x_padded[:, :, j : j + L]).sum((0, 2)) for j in range(W)], dim=1)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_bias = grad_y.sum((0, 2))  # (D,)
+        with torch.autocast(grad_y.device.type, enabled=False):  # float32 inside, as the forward
+            if ctx.needs_input_grad[0]:
+                grad_x = F.conv1d(F.pad(grad_y, (0, W - 1)), w.flip(-1).unsqueeze(1), groups=D)  # (B, D, L)
+            if ctx.needs_input_grad[1]:
+                grad_w = torch.stack([(grad_y * x_padded[:, :, j : j + L]).sum((0, 2)) for j in range(W)], dim=1)
+            if ctx.has_bias and ctx.needs_input_grad[2]:
+                grad_bias = grad_y.sum((0, 2))  # (D,)
         return grad_x, grad_w, grad_bias
