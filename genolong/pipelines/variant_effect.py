@@ -45,7 +45,7 @@ from genolong.io.alleles import SkippedAllele, Variant, allele_problem, normaliz
 from genolong.io.fasta import Fasta
 from genolong.io.variants import read_variants
 from genolong.pipelines.loading import load_model, parse_dtype, training_annotation
-from genolong.pipelines.variant_methods import EXTRA_COLUMNS, METHODS, Scoring, score_strand
+from genolong.pipelines.variant_methods import EXTRA_COLUMNS, METHODS, Scoring, TokenPair, score_strand
 from genolong.pipelines.variant_windows import WINDOW_MODES, VariantWindows, variant_windows, with_cds
 from genolong.tokenizers.factory import require_annotation, special_token_count, takes_cds
 
@@ -144,6 +144,7 @@ class VariantScorer:
         (unless ``ref_mismatch``), then trimmed and left-aligned; otherwise the row has the reader's reason."""
         items = [self._as_read(item) for item in variants]
         windows: dict[int, VariantWindows] = {}
+        inputs: dict[int, tuple] = {}  # per scored variant: what the method scores of each strand
         informative: dict[int, np.ndarray] = {}  # (2,) per scored variant: the strands that give a score
         status = []
         for i, item in enumerate(items):
@@ -155,18 +156,19 @@ class VariantScorer:
                 status.append(UNSUPPORTED)
             elif (found := self._windows(item)) is None:
                 status.append(TOO_LONG)
-            elif not self._fits(found):
+            elif not self._fits(strand_inputs := self._strand_inputs(found)):
                 status.append(OVER_CONTEXT)
-            elif not (strands := self._informative_strands(found)).any():
+            elif not (strands := self._informative_strands(strand_inputs)).any():
                 status.append(NO_CONTEXT)
             else:
-                windows[i], informative[i] = found, strands
+                windows[i], inputs[i], informative[i] = found, strand_inputs, strands
                 status.append("scored")
         table = pd.DataFrame(np.nan, index=range(len(items)), columns=self.columns[_DESCRIBED + 1 :])
         if windows:
             scored = [items[i] for i in windows]
-            table.iloc[list(windows), :] = self._score_windows(list(windows.values()), scored,
-                                                               np.array(list(informative.values())), progress)
+            table.iloc[list(windows), :] = self._score_windows(list(windows.values()), list(inputs.values()),
+                                                               scored, np.array(list(informative.values())),
+                                                               progress)  # fmt: skip
         described = pd.DataFrame([_describe(item) for item in items], columns=list(COLUMNS[:_DESCRIBED]))
         table.insert(0, "status", status)
         return pd.concat([described, table], axis=1).astype({"window_start": "Int64", "window_end": "Int64"})
@@ -238,33 +240,35 @@ class VariantScorer:
         found = variant_windows(variant, self.fasta, self.window, self.window_mode)
         return found if found is None or self.frames is None else with_cds(found, variant, self.frames)
 
-    def _fits(self, windows: VariantWindows) -> bool:
-        """Whether the windows' tokens fit in the model's context. Only a codon model's can exceed it (a window's
-        tokens are otherwise at most its bases plus the BOS/EOS the window length leaves room for): a codon
-        holding an N is [UNK_CODON] and its 3 bases, 4 tokens."""
-        if self.frames is None:
-            return True
-        pairs = [self.run.encode(p) for p in (windows.forward, windows.reverse) if p is not None]
-        return all(max(len(t.ref), len(t.alt)) <= self.context for t in pairs)
+    def _strand_inputs(self, windows: VariantWindows) -> tuple:
+        """(forward, reverse) of what the method scores: for llr each strand's window pair as token ids
+        (encoded once, here), for the other methods the window pair itself; reverse None without rc_average."""
+        pairs = (windows.forward, windows.reverse if self.rc_average else None)
+        return tuple(self.run.encode(p) if self.method == "llr" and p is not None else p for p in pairs)
 
-    def _informative_strands(self, windows: VariantWindows) -> np.ndarray:
+    def _fits(self, strand_inputs: tuple) -> bool:
+        """Whether the windows' tokens fit in the model's context. The window length in bases leaves room for
+        them and any BOS/EOS, except for a codon model's windows (llr only): a codon holding an N is
+        [UNK_CODON] and its 3 bases, 4 tokens."""
+        return all(max(len(t.ref), len(t.alt)) <= self.context for t in strand_inputs if isinstance(t, TokenPair))
+
+    def _informative_strands(self, strand_inputs: tuple) -> np.ndarray:
         """(2,) bool: which strands (forward, reverse) the method gets a score from. A causal LM predicts no
         token of a strand whose windows start with the allele and hold nothing after it (upstream windows at
         a contig end, or a window of one base): its score would be 0, not a measurement."""
-        strands = (windows.forward, windows.reverse if self.rc_average else None)
-        return np.array([p is not None and (self.method != "llr" or self.run.encode(p).has_predicted_tokens())
-                         for p in strands])  # fmt: skip
+        return np.array([x is not None and (not isinstance(x, TokenPair) or x.has_predicted_tokens())
+                         for x in strand_inputs])  # fmt: skip
 
-    def _score_windows(self, windows: list[VariantWindows], variants: list[Variant], informative: np.ndarray,
-                       progress: bool) -> np.ndarray:  # fmt: skip
+    def _score_windows(self, windows: list[VariantWindows], inputs: list[tuple], variants: list[Variant],
+                       informative: np.ndarray, progress: bool) -> np.ndarray:  # fmt: skip
         """(n, 5 + extra): score, score_forward, score_reverse, window_start, window_end, extra columns.
-        ``informative`` (n, 2): the strands that give a score; ``score`` is their mean (both, unless one has no
-        context)."""
+        ``inputs``: each variant's ``_strand_inputs``; ``informative`` (n, 2): the strands that give a score;
+        ``score`` is their mean (both, unless one has no context)."""
         strands = 2 if self.rc_average else 1
         bar = tqdm(total=len(windows) * strands, desc=f"{self.method} scores", unit="variant",
                    disable=not progress or len(windows) <= 8)  # fmt: skip
-        forward = score_strand(self.method, self.run, [w.forward for w in windows], bar.update)  # (n, K)
-        reverse = score_strand(self.method, self.run, [w.reverse for w in windows], bar.update) if strands == 2 \
+        forward = score_strand(self.method, self.run, [x[0] for x in inputs], bar.update)  # (n, K)
+        reverse = score_strand(self.method, self.run, [x[1] for x in inputs], bar.update) if strands == 2 \
             else np.full_like(forward, np.nan)  # fmt: skip
         bar.close()
         strand_scores = np.where(informative[..., None], np.stack([forward, reverse], axis=1), 0.0)  # (n, 2, K)

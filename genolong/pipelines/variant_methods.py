@@ -88,26 +88,25 @@ class TokenPair:
 Tick = Callable[[int], None]
 
 
-def score_strand(method: str, run: Scoring, pairs: list[StrandPair], tick: Tick) -> np.ndarray:
-    """(N, K) scores of one strand's window pairs with ``method``."""
-    if not pairs:
+def score_strand(method: str, run: Scoring, items: list[StrandPair] | list[TokenPair], tick: Tick) -> np.ndarray:
+    """(N, K) scores of one strand's window pairs with ``method``: for llr their token ids (``run.encode``),
+    for the other methods the pairs themselves."""
+    if not items:
         return np.zeros((0, 1))
     scorer = {"llr": _llr, "masked_marginal": _masked_marginal, "embedding": _embedding,
               "supervised": _supervised}[method]  # fmt: skip
-    items: list[Any] = pairs
-    if method == "llr":  # on token ids; windows sharing a prefix length together (cache rows must be equal)
-        items = [run.encode(pair) for pair in pairs]
+    if method == "llr":  # windows sharing a prefix length together (cache rows must be equal)
         groups: dict[int, list[int]] = defaultdict(list)
         for i, tokens in enumerate(items):
             groups[tokens.shared if run.reuse_prefix else 0].append(i)
         chunks = [c for idx in groups.values() for c in _chunks(idx, items, run.batch_size)]
     else:
-        chunks = _chunks(list(range(len(pairs))), items, run.batch_size)
+        chunks = _chunks(list(range(len(items))), items, run.batch_size)
     out: np.ndarray | None = None
     with torch.inference_mode():
         for chunk in chunks:
             values = scorer(run, [items[i] for i in chunk])  # (n, K)
-            out = np.zeros((len(pairs), values.shape[1])) if out is None else out
+            out = np.zeros((len(items), values.shape[1])) if out is None else out
             out[chunk] = values
             tick(len(chunk))
     return out
