@@ -223,6 +223,10 @@ class VariantScorer:
         if counts[TOO_LONG]:
             log.warning("%d alleles longer than half the window (%d bases) were not scored", counts[TOO_LONG],
                         self.window)  # fmt: skip
+        if counts[OVER_CONTEXT]:
+            log.warning("%d alleles were not scored: their windows' codons with N (4 tokens each) exceed the "
+                        "model's context of %d tokens; a shorter --window fits them", counts[OVER_CONTEXT],
+                        self.context)  # fmt: skip
 
     def score_vcf(self, vcf: str | os.PathLike, **options: Any) -> pd.DataFrame:
         """Every ALT allele of ``vcf`` (options as :meth:`iter_score_vcf`); counts in ``self.summary``."""
