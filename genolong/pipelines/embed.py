@@ -60,7 +60,7 @@ def embed_sequences(model: Any, tokenizer: Any, sequences: Sequence[str], *, poo
     ``cds``: a codon model's CDS segments, one list per sequence (see the module docstring)."""
     if pooling not in POOLINGS:
         raise UsageError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-    options = _encoding_options(tokenizer, cds, len(sequences))
+    cds = _checked_cds(tokenizer, cds, len(sequences))
     empty = [i for i, s in enumerate(sequences) if not s]
     if empty:
         raise UsageError(f"sequence {empty[0]} (0-based) is empty: it has no embedding", hint="leave it out")
@@ -68,8 +68,7 @@ def embed_sequences(model: Any, tokenizer: Any, sequences: Sequence[str], *, poo
     chunk = int(chunk or backbone.config.max_position)
     if chunk < 2:
         raise UsageError(f"chunk must be at least 2 tokens, got {chunk}")
-    tokens = [tokenizer.encode(s, **{name: values[i] for name, values in options.items()})
-              for i, s in enumerate(sequences)]  # fmt: skip
+    tokens = [tokenizer.encode(s, **({} if cds is None else {"cds": cds[i]})) for i, s in enumerate(sequences)]
     short = [i for i, ids in enumerate(tokens) if len(ids) <= chunk]  # read in one pass, in batches
     out: list[np.ndarray | None] = [None] * len(sequences)
     order = sorted(short, key=lambda i: len(tokens[i]))  # similar lengths together: little padding
@@ -89,19 +88,19 @@ def embed_sequences(model: Any, tokenizer: Any, sequences: Sequence[str], *, poo
     return out if pooling == "none" else np.stack(out).astype(np.float32)
 
 
-def _encoding_options(tokenizer: Any, cds: Sequence[Sequence[CdsSegment]] | None, n: int) -> dict[str, list]:
-    """The per-sequence options of the tokenizer: a codon model's ``cds`` (required), nothing for the others."""
+def _checked_cds(tokenizer: Any, cds: Sequence[Sequence[CdsSegment]] | None, n: int) -> list[list] | None:
+    """``cds`` as one list of segments per sequence: required by a codon model, refused by the others."""
     if not takes_cds(tokenizer):
         if cds is not None:
             raise UsageError(f"CDS segments were given but the {type(tokenizer).__name__} does not use them",
                              hint="give cds only with a codon model")  # fmt: skip
-        return {}
+        return None
     if cds is None:
         raise UsageError("the model's codon tokenizer reads codons in the frames of a CDS, and no CDS segments "
                          "were given", hint="pass cds= (one list per sequence), or --annotation on the command")
     if len(cds) != n:
         raise UsageError(f"cds has {len(cds)} entries for {n} sequences: give one list of segments per sequence")
-    return {"cds": [list(segments) for segments in cds]}
+    return [list(segments) for segments in cds]
 
 
 def _pool(hidden: torch.Tensor, pooling: str) -> np.ndarray:
