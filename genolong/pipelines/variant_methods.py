@@ -33,7 +33,7 @@ import torch
 from genolong.errors import UsageError
 from genolong.pipelines.variant_windows import StrandPair
 from genolong.tokenizers.batching import pad_token_rows
-from genolong.tokenizers.factory import takes_cds
+from genolong.tokenizers.factory import takes_cds, trailing_special_count
 
 METHODS = ("llr", "masked_marginal", "embedding", "supervised")
 EXTRA_COLUMNS = {"llr": (), "masked_marginal": (), "embedding": ("l2_distance",), "supervised": ()}
@@ -64,7 +64,8 @@ class Scoring:
 
         ref, alt = ids(pair.ref, pair.ref_cds), ids(pair.alt, pair.alt_cds)
         differ = np.flatnonzero(ref[: len(alt)] != alt[: len(ref)])
-        return TokenPair(ref, alt, int(differ[0]) if len(differ) else min(len(ref), len(alt)))
+        shared = int(differ[0]) if len(differ) else min(len(ref), len(alt))
+        return TokenPair(ref, alt, shared, trailing_special_count(self.tokenizer))
 
     def padded(self, rows: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """Token id rows as (input_ids, attention_mask), each (B, T) on the device, right-padded."""
@@ -74,15 +75,18 @@ class Scoring:
 
 @dataclass(frozen=True)
 class TokenPair:
-    """The ref and alt token ids of a StrandPair; their first ``shared`` tokens are identical."""
+    """The ref and alt token ids of a StrandPair; their first ``shared`` tokens are identical, and the last
+    ``trailing`` are the tokenizer's EOS."""
 
     ref: np.ndarray  # (T_ref,)
     alt: np.ndarray  # (T_alt,)
     shared: int
+    trailing: int = 0
 
     def has_predicted_tokens(self) -> bool:
-        """Whether llr predicts any token from the first differing one on (a window's first token never is)."""
-        return max(len(self.ref), len(self.alt)) > max(self.shared, 1)
+        """Whether llr predicts any sequence token from the first differing one on (a window's first token never
+        is; an EOS alone, after a window that ends with the allele, says nothing of the variant)."""
+        return max(len(self.ref), len(self.alt)) - self.trailing > max(self.shared, 1)
 
 
 Tick = Callable[[int], None]

@@ -95,6 +95,12 @@ def special_token_count(tokenizer: Any) -> int:
     return len(tokenizer.build_inputs_with_special_tokens([]))
 
 
+def trailing_special_count(tokenizer: Any) -> int:
+    """How many of those special tokens come after the sequence (an EOS): 0 or 1."""
+    wrapped = tokenizer.build_inputs_with_special_tokens([-1])
+    return len(wrapped) - 1 - wrapped.index(-1)
+
+
 def bases_per_token(tokenizer: Any) -> list[int]:
     """(V,) the number of bases each scored token spells when decoded (a codon 3, a k-mer its stride, a base 1);
     0 for every id that is not scored (see ``base_token_ids``)."""

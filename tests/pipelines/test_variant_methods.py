@@ -185,6 +185,24 @@ def test_windows_leave_room_in_the_context_for_the_tokenizers_bos_and_eos(fasta)
         VariantScorer(model, tokenizer, fasta, window=63)
 
 
+def test_a_strand_that_would_be_scored_by_its_eos_alone_is_not_scored(fasta):
+    """Upstream windows at the contig start: the forward one is the allele and the EOS, so llr would only measure
+    P(EOS | allele); that strand is left out, as it is for tokenizers without an EOS."""
+    ref = fasta.fetch(CONTIG, 0, 1).upper()
+    at_start = Variant(CONTIG, 0, ref, "A" if ref != "A" else "C")
+    for pattern in ("none", "eos", "bos_eos"):
+        tokenizer = NucleotideTokenizer(special_tokens_pattern=pattern)
+        torch.manual_seed(0)
+        model = GenoLongForCausalLM(tiny_config(FAMILIES["hyena"], **model_config_fields(tokenizer), max_position=64))
+        with VariantScorer(model.eval(), tokenizer, fasta, window=32, window_mode="upstream") as scorer:
+            row = scorer.score([at_start], progress=False).iloc[0]
+        assert row["status"] == "scored" and np.isfinite(row["score_reverse"]), pattern
+        if pattern == "bos_eos":  # the allele itself is predicted (from the BOS alone): a measurement
+            assert row["score"] == pytest.approx((row["score_forward"] + row["score_reverse"]) / 2)
+        else:
+            assert np.isnan(row["score_forward"]) and row["score"] == row["score_reverse"], pattern
+
+
 def window_log_prob(model, ids: np.ndarray) -> float:
     """log P(all tokens after the first) of one token row, one full forward pass, float64."""
     row = torch.as_tensor(ids, dtype=torch.long)[None]
