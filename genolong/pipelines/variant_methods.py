@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -55,6 +56,11 @@ class Scoring:
         batch = self.tokenizer.batch_encode(sequences, return_tensors="pt")
         return batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
 
+    @cached_property
+    def trailing_specials(self) -> int:
+        """The special tokens the tokenizer appends after each sequence (its EOS): 0 or 1."""
+        return trailing_special_count(self.tokenizer)
+
     def encode(self, pair: StrandPair) -> TokenPair:
         """The token ids of a pair's two windows (a codon model's in their CDS frames)."""
         frames = takes_cds(self.tokenizer)
@@ -65,7 +71,7 @@ class Scoring:
         ref, alt = ids(pair.ref, pair.ref_cds), ids(pair.alt, pair.alt_cds)
         differ = np.flatnonzero(ref[: len(alt)] != alt[: len(ref)])
         shared = int(differ[0]) if len(differ) else min(len(ref), len(alt))
-        return TokenPair(ref, alt, shared, trailing_special_count(self.tokenizer))
+        return TokenPair(ref, alt, shared, self.trailing_specials)
 
     def padded(self, rows: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """Token id rows as (input_ids, attention_mask), each (B, T) on the device, right-padded."""
@@ -81,7 +87,7 @@ class TokenPair:
     ref: np.ndarray  # (T_ref,)
     alt: np.ndarray  # (T_alt,)
     shared: int
-    trailing: int = 0
+    trailing: int
 
     def has_predicted_tokens(self) -> bool:
         """Whether llr predicts any sequence token from the first differing one on (a window's first token never
