@@ -31,27 +31,33 @@ from genolong.tokenizers.factory import bases_per_token, require_annotation
 log = logging.getLogger(__name__)
 
 
+def encode_region(tokenizer: Any, seq: str, cds: Sequence[Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``seq``'s token ids (T,) and the base offset where each token starts (T,); ``cds``: the CDS segments in
+    ``seq`` coordinates, for a codon tokenizer."""
+    ids, starts = tokenizer.encode_with_positions(seq, **({} if cds is None else {"cds": list(cds)}))
+    return ids.astype(np.int64), starts
+
+
 def model_log2_probs(
     model: Any,
     tokenizer: Any,
     seq: str,
+    encoded: tuple[np.ndarray, np.ndarray],
     length: int,
     stride: int,
     batch_size: int = 8,
     device: str = "cpu",
-    cds: Sequence[Any] | None = None,
     spelled_by_id: Sequence[int] | None = None,
 ) -> np.ndarray:
     """(L,) log2 P(base_t | preceding bases) under a causal model; NaN where not scored.
 
-    ``seq`` is tokenized once (with ``cds``, the CDS segments in ``seq`` coordinates, for a codon tokenizer);
-    windows of ``length`` tokens advanced by ``stride`` tokens score every token after the first. A token of
-    several bases (a k-mer, a codon) shares its log2 probability equally among the bases it spells, so sums over
-    bases are sums over tokens. Bases spelled by no scored token (N, ambiguity codes) are NaN.
+    ``encoded``: ``encode_region(tokenizer, seq, ...)``. Windows of ``length`` tokens advanced by ``stride``
+    tokens score every token after the first. A token of several bases (a k-mer, a codon) shares its log2
+    probability equally among the bases it spells, so sums over bases are sums over tokens. Bases spelled by no
+    scored token (N, ambiguity codes) are NaN.
     ``spelled_by_id``: ``bases_per_token(tokenizer)``, when the caller has it (it decodes the whole vocabulary).
     """
-    ids, starts = tokenizer.encode_with_positions(seq, **({} if cds is None else {"cds": list(cds)}))
-    ids = ids.astype(np.int64)  # (T,)
+    ids, starts = encoded  # (T,), (T,)
     token_lp = _token_log2_probs(model, tokenizer.pad_token_id, ids, length, stride, batch_size, device)
     if spelled_by_id is None:
         spelled_by_id = bases_per_token(tokenizer)
@@ -129,17 +135,17 @@ def evaluate_language_model(
         frames = annotation_for(annotation, tokenizer, fa.lengths)
         eval_seqs = [fa.fetch(r.contig, r.start, r.end) for r in eval_spans]
         train_seqs = [fa.fetch(r.contig, r.start, r.end) for r in train_spans]
-    eval_cds = [None if frames is None else frames.segments(r.contig, r.start, r.end) for r in eval_spans]
+    encoded = [encode_region(tokenizer, s, None if frames is None else frames.segments(r.contig, r.start, r.end))
+               for s, r in zip(eval_seqs, eval_spans, strict=True)]  # fmt: skip
     if length is None:  # at most the model's context
-        length = min(_tokens_spanning_training_windows(tokenizer, data, eval_seqs, eval_cds),
-                     int(net.config.max_position))  # fmt: skip
+        tokens_per_base = sum(ids.size for ids, _ in encoded) / sum(len(s) for s in eval_seqs)
+        length = min(_tokens_spanning_training_windows(data, tokens_per_base), int(net.config.max_position))
     stride = length // 2 if stride is None else stride
     _check_window(length, stride)
     spelled_by_id = bases_per_token(tokenizer)  # once, not per region
     model_lp = [
-        model_log2_probs(net, tokenizer, s, length, stride, batch_size, device, spelled_by_id=spelled_by_id,
-                         cds=cds)  # fmt: skip
-        for s, cds in tqdm(list(zip(eval_seqs, eval_cds, strict=True)), desc="scoring regions", unit="region",
+        model_log2_probs(net, tokenizer, s, enc, length, stride, batch_size, device, spelled_by_id=spelled_by_id)
+        for s, enc in tqdm(list(zip(eval_seqs, encoded, strict=True)), desc="scoring regions", unit="region",
                            disable=len(eval_seqs) < 2)  # fmt: skip
     ]
     scored = [~np.isnan(lp) for lp in model_lp]
@@ -170,16 +176,14 @@ def evaluate_language_model(
     }
 
 
-def _tokens_spanning_training_windows(tokenizer: Any, data: dict, seqs: list[str], cds: list[Any]) -> int:
+def _tokens_spanning_training_windows(data: dict, tokens_per_base: float) -> int:
     """The default window, in tokens: about as many bases as the model's training windows (``eval_length``, else
     the last curriculum stage; 1024 when the model records none), at the evaluated sequences' tokens per base.
     Windows in bases are what training used, so a codon or k-mer model is not asked to read further back than it
     learned to (1024 tokens of codons span ~2,400 bases, beyond a 1024-base window's ~430 tokens)."""
     stages = data.get("stages")
     bases = data.get("eval_length") or (stages[-1][0] if stages else data.get("length")) or 1024
-    tokens = sum(len(tokenizer.encode(s, **({} if c is None else {"cds": list(c)})))
-                 for s, c in zip(seqs, cds, strict=True))  # fmt: skip
-    return max(2, round(int(bases) * tokens / sum(len(s) for s in seqs)))
+    return max(2, round(int(bases) * tokens_per_base))
 
 
 def _check_window(length: int, stride: int) -> None:

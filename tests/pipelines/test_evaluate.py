@@ -12,7 +12,7 @@ from genolong.data.annotation import CdsAnnotation
 from genolong.errors import UsageError
 from genolong.io.fasta import Fasta
 from genolong.models import GenoLongForCausalLM
-from genolong.pipelines.evaluate import evaluate_language_model, model_log2_probs
+from genolong.pipelines.evaluate import encode_region, evaluate_language_model, model_log2_probs
 from genolong.tokenizers.factory import build_tokenizer, model_config_fields
 from tests.conftest import DATA
 from tests.models.helpers import tiny_config
@@ -53,9 +53,9 @@ def test_each_token_is_scored_once_and_its_bits_go_to_the_bases_it_spells(region
     tokenizer = build_tokenizer(spec)
     cds = segments if spec == "codon" else None
     model = causal_model(tokenizer)
-    ids, starts = tokenizer.encode_with_positions(seq, **({"cds": cds} if cds else {}))
+    ids, starts = encode_region(tokenizer, seq, cds)
     length, stride = 40, 16
-    per_base = model_log2_probs(model, tokenizer, seq, length, stride, batch_size=3, cds=cds)
+    per_base = model_log2_probs(model, tokenizer, seq, (ids, starts), length, stride, batch_size=3)
     expected = np.full(len(seq), np.nan)
     for t, bits in token_bits_by_explicit_context(model, ids.tolist(), length, stride).items():
         spelled = tokenizer.decode([int(ids[t])])
