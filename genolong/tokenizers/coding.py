@@ -127,6 +127,18 @@ class CodingMixin:
         ids = ids.astype(dtype or self.id_dtype, copy=False)
         return (ids, self._soft_mask_for(text)) if return_soft_mask else ids
 
+    def tokenize(self, text, **kwargs: Any) -> list[str]:
+        """Token strings of one sequence; takes ``encode``'s options (``rna=``, the codon tokenizer's ``cds=``),
+        which ``PreTrainedTokenizer.tokenize`` would drop."""
+        opts = self._take_options(kwargs)
+        if not opts:
+            return super().tokenize(text, **kwargs)
+        if kwargs:
+            raise V.TokenizerUsageError(f"{type(self).__name__}.tokenize got unknown option(s) {sorted(kwargs)}")
+        rna = opts.pop("rna", None)
+        ids, _ = self._encode_ids(text, rna=rna, positions=False, opts=opts)
+        return [self._tokens[i] for i in ids.tolist()]
+
     def encode_with_positions(self, text, *, add_special_tokens: bool = False, **opts: Any):
         """``(ids (T,), starts (T,) int64)``: the 0-based sequence position where each token's bases start.
 

@@ -147,3 +147,13 @@ def test_pickle_copy_and_fixed_vocabulary():
             assert clone.encode("ACGTNACGTA").tolist() == tok.encode("ACGTNACGTA").tolist()
         with pytest.raises(TokenizerUsageError, match="fixed vocabulary"):
             tok.add_tokens(["XYZ"])
+
+
+def test_tokenize_takes_the_encode_options():
+    codon, nucleotide = CodonTokenizer(), NucleotideTokenizer()
+    text, cds = "CCATGAAATAGCC", [(2, 11, "+", 0)]
+    assert codon.tokenize(text, cds=cds) == ["C", "C", "ATG", "AAA", "TAG", "C", "C"]
+    assert codon.convert_tokens_to_ids(codon.tokenize(text, cds=cds)) == codon.encode(text, cds=cds).tolist()
+    assert nucleotide.tokenize("ACGU", rna=True) == ["A", "C", "G", "T"]
+    with pytest.raises(ValueError, match="unknown option"):
+        codon.tokenize(text, cds=cds, frame=1)
