@@ -63,8 +63,8 @@ def load_model(path: str | os.PathLike, kind: str | None = "causal", device: str
     """(model in eval mode, tokenizer, metadata) from a checkpoint file or a pretrained directory.
 
     ``kind`` is ``causal``, ``masked`` or ``classification`` (None: whatever the checkpoint or directory holds);
-    metadata holds the training module's and data module's hyper-parameters when the source is a Lightning
-    checkpoint.
+    metadata holds the training module's and data module's hyper-parameters (``{"module": ..., "data": ...}``)
+    of a Lightning checkpoint or of a ``genolong export`` of one; {} for other directories.
     """
     check_device(device)
     path = Path(path)
@@ -108,7 +108,22 @@ def _from_pretrained(path: Path, kind: str | None) -> tuple[Any, Any, dict]:
     if not any((path / name).exists() for name in _WEIGHT_FILES):
         raise InputMissingError("no model.safetensors: the directory holds no weights", path=path,
                                 hint="export the checkpoint again with `genolong export`")  # fmt: skip
-    return _load_pretrained(auto[kind], path), _load_saved_tokenizer(path), {}
+    return _load_pretrained(auto[kind], path), _load_saved_tokenizer(path), _read_training_record(path)
+
+
+TRAINING_RECORD = "genolong_training.json"  # in an export: the checkpoint's module and data hyper-parameters
+
+
+def _read_training_record(path: Path) -> dict:
+    """The training metadata an export carries ({} for a directory written otherwise)."""
+    record = path / TRAINING_RECORD
+    if not record.exists():
+        return {}
+    try:
+        return json.loads(record.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise MalformedInputError(f"unreadable training record ({error})", path=record,
+                                  hint=_EXPORT_AGAIN) from error  # fmt: skip
 
 
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
@@ -233,15 +248,18 @@ def _check_export_target(out: Path) -> None:
 
 
 def export_pretrained(checkpoint: str | os.PathLike, output_dir: str | os.PathLike) -> Path:
-    """Write a Lightning checkpoint as a ``save_pretrained`` directory (weights, config, tokenizer)."""
+    """Write a Lightning checkpoint as a ``save_pretrained`` directory (weights, config, tokenizer), with the
+    training's hyper-parameters beside them (``TRAINING_RECORD``: held-out regions, the CDS annotation of a
+    codon model), so the pipelines default to the same settings for the export as for the checkpoint."""
     if Path(checkpoint).is_dir():
         raise UsageError("expected a Lightning .ckpt file, got a directory", path=checkpoint)
     out = Path(output_dir)
     _check_export_target(out)
-    model, tokenizer, _ = load_model(checkpoint, kind=None)
+    model, tokenizer, meta = load_model(checkpoint, kind=None)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    (out / TRAINING_RECORD).write_text(json.dumps(meta, indent=1, default=str) + "\n")
     return out
 
 

@@ -93,6 +93,19 @@ def test_evaluate_reports_model_and_markov(trained, source, cli, tmp_path):
     assert set(result["markov_by_order"]) == {str(k) for k in range(11)}
 
 
+def test_an_export_keeps_the_training_defaults_of_its_checkpoint(trained, cli, tmp_path):
+    """Held-out regions and the baseline's training regions come from the training run, for both sources."""
+    results = []
+    for model in trained:
+        out = cli("evaluate", "--model", model, "--fasta", REPO / "data" / "ecoli_200k.fa", "--length", "256",
+                  "--output", tmp_path / "eval.json", cwd=REPO)  # fmt: skip
+        assert out.returncode == 0, out.stderr[-2000:]
+        results.append(json.loads((tmp_path / "eval.json").read_text()))
+    from_checkpoint, from_export = ({k: v for k, v in r.items() if k != "model"} for r in results)
+    assert from_export == from_checkpoint
+    assert from_export["regions"] == ["MIIJ01000039.1:199001-200000"]
+
+
 def test_a_missing_config_file_is_missing_input(cli, tmp_path):
     for args in (["--config", str(tmp_path / "nope.yaml")], [f"--config={tmp_path / 'nope.yaml'}"]):
         out = cli("fit", *args, cwd=REPO)
