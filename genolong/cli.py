@@ -118,8 +118,8 @@ def score_variants(
         vcf: the variants (VCF, bgzipped VCF or BCF); read and scored in chunks, any size.
         output: .tsv, .tsv.gz or .parquet (a table: contig, pos, id, ref, alt as in the VCF, record, allele,
             variant (normalized), kind, status, score, score_forward, score_reverse, window_start, window_end,
-            method columns), or .vcf/.vcf.gz/.bcf (the input VCF with GL_SCORE, GL_SCORE_FWD, GL_SCORE_REV and
-            GL_STATUS INFO fields, one value per ALT allele).
+            and the method's own extra columns: l2_distance, delta_<output>), or .vcf/.vcf.gz/.bcf (the input
+            VCF with GL_SCORE, GL_SCORE_FWD, GL_SCORE_REV and GL_STATUS INFO fields, one value per ALT allele).
         method: auto (from the model), llr (causal: log P(alt window) - log P(ref window), nats),
             masked_marginal (masked: log p(alt) - log p(ref) at the masked site), embedding (1 - cosine of
             pooled embeddings; l2_distance too) or supervised (a classifier/regressor: prediction(alt) -

@@ -34,8 +34,8 @@ EXIT_TERMINATED = 143
 class GenoLongError(Exception):
     """Base of every error genolong raises on purpose.
 
-    ``GenoLongError("REF 'A' does not match the reference 'G'", path="x.vcf", line=12, hint="use --ref-policy skip")``
-    reads ``x.vcf:12: REF 'A' does not match the reference 'G' (use --ref-policy skip)``.
+    ``GenoLongError("REF 'A' does not match the reference 'G'", path="x.vcf", line=12, hint="use --ref_policy skip")``
+    reads ``x.vcf:12: REF 'A' does not match the reference 'G' (use --ref_policy skip)``.
     """
 
     exit_code = EXIT_INTERNAL

@@ -5,7 +5,7 @@
     q, k = q_proj(x_c), k_proj(x_c);  v = v_proj(x_m)      (H heads of E / H channels; dense, or
                                                             block-diagonal as in xLSTM when qkv_block > 0)
     i_pre, f_pre = igate(q, k, v), fgate(q, k, v)           (one scalar per head and position)
-    h = mlstm(q, k, v, i_pre, f_pre)                        (the stabilized recurrence of DESIGN §3)
+    h = mlstm(q, k, v, i_pre, f_pre)                        (the stabilized recurrence of ops.mlstm)
     h = multihead_norm(h) + skip * x_c
     out = down_proj(h * silu(z))
 

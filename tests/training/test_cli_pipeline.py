@@ -106,6 +106,18 @@ def test_an_export_keeps_the_training_defaults_of_its_checkpoint(trained, cli, t
     assert from_export["regions"] == ["MIIJ01000039.1:199001-200000"]
 
 
+def test_a_dotted_override_changes_one_field_of_model_overrides(cli):
+    """As the README advises for activation checkpointing: the config's other model fields stay."""
+    out = cli("fit", "--config", TINY, "--model.init_args.model_overrides.gradient_checkpointing", "true",
+              "--print_config", cwd=REPO)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    import yaml
+
+    overrides = yaml.safe_load(out.stdout)["model"]["init_args"]["model_overrides"]
+    configured = yaml.safe_load(TINY.read_text())["model"]["init_args"]["model_overrides"]
+    assert overrides == configured | {"gradient_checkpointing": True}
+
+
 def test_a_missing_config_file_is_missing_input(cli, tmp_path):
     for args in (["--config", str(tmp_path / "nope.yaml")], [f"--config={tmp_path / 'nope.yaml'}"]):
         out = cli("fit", *args, cwd=REPO)

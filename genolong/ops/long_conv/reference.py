@@ -1,4 +1,4 @@
-"""Reference long convolution: the gated causal depthwise convolution of DESIGN.md §3 as a sum over lags.
+"""Reference long convolution: the gated causal depthwise convolution, written as a sum over lags.
 
     v[b, d, t] = pre_gate[b, d, t] * u[b, d, t]                                    (v = u without pre_gate)
     z[b, d, t] = sum_{s=0..min(t, Lk-1)} k[d, s] * v[b, d, t-s]  +  skip[d] * v[b, d, t]

@@ -455,7 +455,7 @@ def long_conv_triton(
     pre_gate: torch.Tensor | None = None,
     post_gate: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Gated causal depthwise long convolution (DESIGN.md §3) on Triton kernels.
+    """Gated causal depthwise long convolution (the math of ``long_conv_reference``) on Triton kernels.
 
     u, pre_gate, post_gate (B, D, L), k (D, Lk) with Lk <= L, skip (D,) or None -> (B, D, L) in u's dtype.
     Differentiable in every tensor; traceable by torch.compile (custom op ``genolong::long_conv_fwd``).

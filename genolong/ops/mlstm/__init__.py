@@ -25,9 +25,9 @@ def mlstm(
     chunk_size: int = 64,
     backend: Backend = "auto",
 ) -> torch.Tensor | tuple[torch.Tensor, MLSTMState]:
-    """Stabilized mLSTM (DESIGN.md §3): ``h_t = C_t q_t / max(|n_tᵀq_t|, exp(-m_t))``, k scaled by Dk^-1/2.
+    """Stabilized mLSTM, the recurrence of ``mlstm_reference``: ``h_t = C_t q_t / max(|n_tᵀq_t|, exp(-m_t))``.
 
-    q, k (B, H, L, Dk); v (B, H, L, Dv); i_pre, f_pre (B, H, L) gate pre-activations;
+    q, k (B, H, L, Dk), k scaled by Dk^-1/2 inside; v (B, H, L, Dv); i_pre, f_pre (B, H, L) gate pre-activations;
     initial_state (C, n, m) with shapes (B, H, Dv, Dk), (B, H, Dk), (B, H), or None for (0, 0, 0).
     Returns h (B, H, L, Dv) in q's dtype, and with ``return_final_state`` also the final (C, n, m) in float32
     (float64 for float64 inputs). Accumulates in float32. ``chunk_size``: chunk length of the torch path.

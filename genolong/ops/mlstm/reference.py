@@ -1,4 +1,4 @@
-"""Reference mLSTM (xLSTM's matrix LSTM, stabilized): the recurrence of DESIGN.md §3, one step at a time.
+"""Reference mLSTM (xLSTM's matrix LSTM, stabilized): the recurrence, one step at a time.
 
 With k scaled by Dk^-1/2 and the state (C, n, m) starting at (0, 0, 0) unless given:
 

@@ -665,7 +665,7 @@ def mlstm_triton(
     return_final_state: bool = False,
     chunk_size: int = 64,
 ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Stabilized mLSTM (DESIGN.md §3) on Triton kernels; same contract as ``mlstm_reference``.
+    """Stabilized mLSTM on Triton kernels; same contract as ``mlstm_reference``.
 
     q, k (B, H, L, Dk), v (B, H, L, Dv), i_pre, f_pre (B, H, L), initial_state (C, n, m) with shapes
     (B, H, Dv, Dk), (B, H, Dk), (B, H) or None. Returns h (B, H, L, Dv) in q's dtype [, final (C, n, m) in

@@ -1,4 +1,4 @@
-"""Reference short convolution: the causal depthwise conv of DESIGN.md §3 as an explicit sum over taps.
+"""Reference short convolution: the causal depthwise conv, written as an explicit sum over taps.
 
     y[b, d, t] = sum_{j=0..W-1} w[d, j] * x[b, d, t - (W-1) + j]  +  bias[d],   x = 0 before t = 0
 

@@ -232,7 +232,7 @@ _short_conv_fwd.register_autograd(_backward, setup_context=_setup_context)
 def short_conv_triton(
     x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None, activation: str | None = None
 ) -> torch.Tensor:
-    """Causal depthwise short convolution (DESIGN.md §3), optionally followed by SiLU, on Triton kernels.
+    """Causal depthwise short convolution optionally followed by SiLU, on Triton kernels.
 
     x (B, D, L), w (D, W) with 1 <= W <= 8 (the layout of a left-padded depthwise nn.Conv1d weight), bias (D,)
     or None, activation None or "silu". Returns (B, D, L) in x's dtype; accumulates in float32.

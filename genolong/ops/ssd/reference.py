@@ -1,4 +1,4 @@
-"""Reference SSD scan (Mamba2): the selective state-space recurrence of DESIGN.md §3, one step at a time.
+"""Reference SSD scan (Mamba2): the selective state-space recurrence, one step at a time.
 
 For each head h (using B/C group g = h // (H // G)), with state S of shape (P, N):
 

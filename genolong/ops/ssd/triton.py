@@ -516,7 +516,7 @@ def ssd_scan_triton(
     return_final_state: bool = False,
     chunk_size: int = 64,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Mamba2 SSD scan (DESIGN.md §3) on Triton kernels; same contract as ``ssd_scan_reference``.
+    """Mamba2 SSD scan on Triton kernels; same contract as ``ssd_scan_reference``.
 
     x (Bt, L, H, P), dt (Bt, L, H) positive, A (H,) negative, B, C (Bt, L, G, N), D (H,) or None,
     initial_state (Bt, H, P, N) or None. Returns y (Bt, L, H, P) in x's dtype [, final state (Bt, H, P, N)
