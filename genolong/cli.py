@@ -68,7 +68,7 @@ def evaluate(
     """
     from genolong.pipelines.evaluate import evaluate_language_model
 
-    _check_writable(output)
+    _check_writable(output, (model, fasta, annotation))
     result = evaluate_language_model(
         model, fasta, regions, train_regions, length, stride, batch_size=batch_size, device=device,
         annotation=annotation,
@@ -144,7 +144,7 @@ def score_variants(
     from genolong.pipelines.variant_outputs import output_format, write_variant_scores
 
     output_format(output)
-    _check_writable(output)
+    _check_writable(output, (model, fasta, vcf, annotation))
     options = dict(method=method, window=window, window_mode=window_mode, rc_average=not no_rc_average,
                    target=target, batch_size=batch_size, annotation=annotation)  # fmt: skip
     with VariantScorer.from_pretrained(model, fasta=fasta, device=device, dtype=dtype, **options) as scorer:
@@ -248,8 +248,8 @@ def embed(
             sequence in input order (repeated ids allowed); per-position ones are keyed by id, so a repeated id
             is refused. Empty sequences (zero-length regions, empty records) are skipped and counted.
         bed: embed these regions (id: the name column, else contig:start-end) instead of whole records.
-        records: embed only these FASTA records (default: all): one name, names separated by commas
-            (chr1,chr2) or a list ('[chr1, chr2]').
+        records: embed only these FASTA records (default: all, or the BED's regions): one name, names separated by
+            commas (chr1,chr2) or a list ('[chr1, chr2]'); not with --bed.
         pooling: mean, last (the last position: all a causal model has read) or none (per position).
         chunk: longest piece read at once, in tokens (default: the model's context). Longer sequences are read in
             pieces with the state carried (recurrent causal models: exact) or as overlapping windows (others).
@@ -265,7 +265,7 @@ def embed(
     from genolong.tokenizers.factory import require_annotation
 
     embedding.check_embed_output(output, pooling)
-    _check_writable(output)
+    _check_writable(output, (model, fasta, bed, annotation))
     unique = embedding.keyed_by_id(output, pooling)
     net, tokenizer, meta = load_model(model, None, device)
     annotation = training_annotation(tokenizer, annotation, meta)
@@ -327,8 +327,8 @@ def ism(
         raise UsageError("ism writes its table as .tsv or .parquet", path=output)
     if heatmap and not heatmap.endswith(".png"):
         raise UsageError("ism draws its heatmap as .png", path=heatmap)
-    for path in (output, heatmap):
-        _check_writable(path)
+    _check_writable(output, (model, fasta, annotation, heatmap))
+    _check_writable(heatmap, (model, fasta, annotation))
     options = dict(method=method, window=window, rc_average=not no_rc_average, batch_size=batch_size,
                    annotation=annotation)  # fmt: skip
     with VariantScorer.from_pretrained(model, fasta=fasta, device=device, **options) as scorer:
@@ -362,7 +362,8 @@ def generate(
 
     Args:
         model: a Lightning checkpoint (.ckpt) or a save_pretrained directory of a causal language model.
-        output: the FASTA file to write; records sample_1, sample_2, ... with the settings in the header.
+        output: the FASTA file to write (.fa, .fasta or .fna); records sample_1, sample_2, ... with the settings
+            in the header.
         length: bases to generate per sample.
         prompt: the sequence to continue (or give --fasta and --region).
         fasta: a FASTA to take the prompt from.
@@ -373,12 +374,13 @@ def generate(
         seed: sample i uses seed + i.
         device: torch device.
     """
-    from genolong.pipelines.generate import generate_sequences, write_fasta
+    from genolong.pipelines.generate import check_fasta_output, generate_sequences, write_fasta
     from genolong.pipelines.loading import load_model
 
     if (prompt is None) == (region is None) or (region is not None and fasta is None):
         raise UsageError("give either --prompt SEQUENCE or --fasta FILE with --region REGION")
-    _check_writable(output)
+    check_fasta_output(output)
+    _check_writable(output, (model, fasta))
     if region is not None:
         from genolong.data.regions import parse_region
         from genolong.io.fasta import Fasta
@@ -460,15 +462,26 @@ def _bare_flags_to_true(args: list[str]) -> list[str]:
     return out
 
 
-def _check_writable(path: str | None) -> None:
-    """Fail before long work, not after it, when an output file cannot be written."""
+def _check_writable(path: str | None, inputs: tuple[str | None, ...] = ()) -> None:
+    """Fail before long work, not after it, when an output file cannot be written or is one of the ``inputs``
+    (writing it would destroy what is read)."""
     if path is None:
         return
+    for given in inputs:
+        if given is not None and _same_file(path, given):
+            raise UsageError("the output is one of the input files; writing it would destroy that input", path=path,
+                             hint="give another output name")  # fmt: skip
     if os.path.isdir(path):
         raise UsageError("the output is a folder; give a file name", path=path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
         raise UsageError("cannot write the output here: its folder does not exist or is read-only", path=path)
+
+
+def _same_file(a: str, b: str) -> bool:
+    if os.path.exists(a) and os.path.exists(b):
+        return os.path.samefile(a, b)
+    return os.path.realpath(a) == os.path.realpath(b)
 
 
 def _genolong_cause(error: BaseException) -> GenoLongError | None:

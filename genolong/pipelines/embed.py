@@ -43,6 +43,7 @@ import torch
 from tqdm.auto import tqdm
 
 from genolong.errors import InconsistentDataError, NonFiniteError, UsageError
+from genolong.pipelines.loading import check_batch_size
 from genolong.tokenizers.batching import pad_token_rows
 from genolong.tokenizers.cds import CdsSegment
 from genolong.tokenizers.factory import takes_cds
@@ -60,6 +61,7 @@ def embed_sequences(model: Any, tokenizer: Any, sequences: Sequence[str], *, poo
     ``cds``: a codon model's CDS segments, one list per sequence (see the module docstring)."""
     if pooling not in POOLINGS:
         raise UsageError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    check_batch_size(batch_size)
     cds = _checked_cds(tokenizer, cds, len(sequences))
     empty = [i for i, s in enumerate(sequences) if not s]
     if empty:
@@ -196,6 +198,8 @@ def sequences_to_embed(fasta: Any, *, records: Sequence[str] | str | None = None
     from genolong.io.intervals import read_bed
 
     first_line: dict[str, int | None] = {}
+    if bed is not None and records is not None:
+        raise UsageError("give --bed or --records, not both (a BED already says which sequences to embed)")
     if bed is not None:
         for interval in read_bed(bed):
             if interval.contig not in fasta.lengths or interval.end > fasta.lengths[interval.contig]:

@@ -22,10 +22,10 @@ import torch
 from tqdm.auto import tqdm
 
 from genolong.data.datasets import annotation_for
-from genolong.data.regions import Region, resolve_regions
+from genolong.data.regions import Region, resolve_regions, shared_bases, total_length
 from genolong.errors import InconsistentDataError, UsageError
 from genolong.pipelines.baselines import MarkovModel, base_codes
-from genolong.pipelines.loading import load_model, token_log_probs, training_annotation
+from genolong.pipelines.loading import check_batch_size, load_model, token_log_probs, training_annotation
 from genolong.tokenizers.factory import bases_per_token, require_annotation
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,7 @@ def evaluate_language_model(
     """
     from genolong.io.fasta import Fasta
 
+    check_batch_size(batch_size)
     net, tokenizer, meta = load_model(model, "causal", device)
     data = meta.get("data", {})
     regions = regions if regions is not None else data.get("test_regions") or data.get("val_regions")
@@ -132,6 +133,7 @@ def evaluate_language_model(
         eval_spans = resolve_regions(regions, fa.lengths)
         train_spans = _training_spans(train_regions, eval_spans, fa.lengths)
         _check_region_lengths(eval_spans, fasta)
+        _check_disjoint(eval_spans)
         frames = annotation_for(annotation, tokenizer, fa.lengths)
         eval_seqs = [fa.fetch(r.contig, r.start, r.end) for r in eval_spans]
         train_seqs = [fa.fetch(r.contig, r.start, r.end) for r in train_spans]
@@ -159,10 +161,16 @@ def evaluate_language_model(
         mm = MarkovModel(order).fit(train_seqs)
         markov[order] = -float(sum(mm.log2_probs(s)[m].sum() for s, m in zip(eval_seqs, scored, strict=True))) / n
     best = min(markov, key=markov.get)
+    seen = shared_bases(train_spans, eval_spans)
+    if seen:
+        log.warning("the Markov baseline's training regions hold %d of the %d evaluated bases: it is scored on bases "
+                    "it was fitted on (give --train_regions apart from --regions)", seen,
+                    total_length(eval_spans))  # fmt: skip
     return {
         "model": os.fspath(model),
         "regions": [str(r) for r in eval_spans],
         "baseline_fitted_on": [str(r) for r in train_spans],
+        "baseline_overlap_bases": seen,
         "bases_scored": n,
         "tokenizer": type(tokenizer).__name__,
         "window_length": length,
@@ -202,6 +210,17 @@ def _check_region_lengths(spans: Sequence[Region], fasta: str | os.PathLike) -> 
             raise InconsistentDataError(f"evaluation region {span} has {span.length} base(s); at least {MIN_REGION} "
                                         "are needed (one of context, one predicted)", path=fasta,
                                         hint="leave it out of --regions, or choose a longer region")  # fmt: skip
+
+
+def _check_disjoint(spans: Sequence[Region]) -> None:
+    """UsageError naming two evaluation regions that overlap (their shared bases would count twice)."""
+    holder = None  # the region reaching furthest right so far on this contig
+    for span in sorted(spans):
+        if holder is not None and holder.contig == span.contig and span.start < holder.end:
+            raise UsageError(f"evaluation regions {holder} and {span} overlap: their shared bases would be scored "
+                             "twice", hint="merge them, or give each base once")  # fmt: skip
+        if holder is None or holder.contig != span.contig or span.end > holder.end:
+            holder = span
 
 
 def _listed(spans: Sequence[Region], shown: int = 3) -> str:

@@ -50,6 +50,12 @@ def check_device(device: str) -> str:
     return device
 
 
+def check_batch_size(batch_size: int) -> None:
+    """UsageError (exit 2) unless ``batch_size`` is a positive number of items per forward pass."""
+    if batch_size < 1:
+        raise UsageError(f"batch_size must be positive, got {batch_size}")
+
+
 def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     """The torch dtype named by ``--dtype`` (float32/fp32, float16/fp16/half, bfloat16/bf16); None stays None."""
     if dtype is None or isinstance(dtype, torch.dtype):

@@ -44,7 +44,7 @@ from genolong.errors import NonFiniteError, UsageError
 from genolong.io.alleles import SkippedAllele, Variant, allele_problem, normalize, reference_problem
 from genolong.io.fasta import Fasta
 from genolong.io.variants import read_variants
-from genolong.pipelines.loading import load_model, parse_dtype, training_annotation
+from genolong.pipelines.loading import check_batch_size, load_model, parse_dtype, training_annotation
 from genolong.pipelines.variant_methods import EXTRA_COLUMNS, METHODS, Scoring, TokenPair, score_strand
 from genolong.pipelines.variant_windows import WINDOW_MODES, VariantWindows, variant_windows, with_cds
 from genolong.tokenizers.factory import require_annotation, special_token_count, takes_cds
@@ -91,8 +91,7 @@ class VariantScorer:
             around = f" less the {special} special tokens its tokenizer adds" if special else ""
             raise UsageError(f"window must be between 2 and {longest} bases (the model's context of {context} "
                              f"tokens{around}), got {window}")  # fmt: skip
-        if batch_size < 1:
-            raise UsageError(f"batch_size must be positive, got {batch_size}")
+        check_batch_size(batch_size)
         self.method = _resolve_method(method, model)
         require_annotation(tokenizer, annotation)
         if takes_cds(tokenizer) and self.method != "llr":

@@ -348,3 +348,51 @@ def test_ism_and_evaluate_refuse_regions_with_nothing_to_score(model_dir, tmp_pa
                       tmp_path / "t.tsv", "--heatmap", tmp_path / "h.png", cwd=REPO)  # fmt: skip
     assert heatmap.returncode == 5 and "region unknown has no A/C/G/T" in heatmap.stderr
     assert not (tmp_path / "t.tsv").exists()
+
+
+def test_cli_refuses_an_output_that_is_one_of_its_inputs_or_not_fasta_before_any_work(model_dir, tmp_path):
+    fasta, vcf = tmp_path / "ref.fa", tmp_path / "calls.vcf.gz"
+    fasta.write_bytes(FASTA.read_bytes())
+    vcf.write_bytes((DATA / "ecoli_200k.variants.vcf.gz").read_bytes())
+    before = fasta.read_bytes(), vcf.read_bytes()
+    over_reference = run_cli("generate", "--model", model_dir, "--fasta", fasta, "--region", f"{CONTIG}:1-20",
+                             "--length", "5", "--output", fasta, cwd=REPO)  # fmt: skip
+    over_calls = run_cli("score-variants", "--model", model_dir, "--fasta", fasta, "--vcf", vcf, "--output",
+                         tmp_path / "." / "calls.vcf.gz", cwd=REPO)  # fmt: skip
+    for refused in (over_reference, over_calls):
+        assert refused.returncode == 2 and "one of the input files" in refused.stderr, refused.stderr[-2000:]
+    assert (fasta.read_bytes(), vcf.read_bytes()) == before
+    gzipped = run_cli("generate", "--model", model_dir, "--prompt", "ACGT", "--length", "4", "--output",
+                      tmp_path / "g.fa.gz", cwd=REPO)  # fmt: skip
+    assert gzipped.returncode == 2 and ".fa, .fasta, .fna" in gzipped.stderr and not (tmp_path / "g.fa.gz").exists()
+
+
+@pytest.mark.parametrize("batch_size", ["0", "-1"])
+def test_cli_evaluate_and_embed_refuse_batch_sizes_below_one(model_dir, tmp_path, batch_size):
+    evaluate = ["evaluate", "--regions", f"{CONTIG}:1001-1200", "--train_regions", f"{CONTIG}:1-1000", "--length",
+                "64"]  # fmt: skip
+    embed = ["embed", "--records", CONTIG, "--output", tmp_path / "e.npy"]
+    for command in (evaluate, embed):
+        out = run_cli(*command, "--model", model_dir, "--fasta", FASTA, "--batch_size", batch_size, cwd=REPO)
+        assert out.returncode == 2 and f"batch_size must be positive, got {batch_size}" in out.stderr, out.stderr
+
+
+def test_cli_embed_takes_bed_regions_or_records_not_both(model_dir, tmp_path):
+    bed = tmp_path / "regions.bed"
+    bed.write_text(f"{CONTIG}\t100\t160\tfirst\n")
+    out = run_cli("embed", "--model", model_dir, "--fasta", FASTA, "--bed", bed, "--records", CONTIG, "--output",
+                  tmp_path / "e.npy", cwd=REPO)  # fmt: skip
+    assert out.returncode == 2 and "--bed or --records, not both" in out.stderr and not (tmp_path / "e.npy").exists()
+
+
+def test_evaluate_refuses_overlapping_regions_and_reports_a_baseline_fitted_on_evaluated_bases(model_dir, caplog):
+    from genolong.pipelines.evaluate import evaluate_language_model
+
+    with pytest.raises(UsageError, match=f"{CONTIG}:1001-1100 and {CONTIG}:1051-1150 overlap"):
+        evaluate_language_model(model_dir, FASTA, [f"{CONTIG}:1001-1100", f"{CONTIG}:3001-3100",
+                                                   f"{CONTIG}:1051-1150"], length=64)  # fmt: skip
+    apart = evaluate_language_model(model_dir, FASTA, [f"{CONTIG}:1001-1100"], [f"{CONTIG}:1101-5000"], length=64)
+    assert apart["baseline_overlap_bases"] == 0 and "fitted on" not in caplog.text
+    leaky = evaluate_language_model(model_dir, FASTA, [f"{CONTIG}:1001-1100"], [f"{CONTIG}:1071-5000"], length=64)
+    assert leaky["baseline_overlap_bases"] == 30 and "hold 30 of the 100 evaluated bases" in caplog.text
+    assert leaky["bits_per_base"] == apart["bits_per_base"]  # the model's figure does not depend on the baseline
