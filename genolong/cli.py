@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from genolong.config_files import check_config_files
 from genolong.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, GenoLongError, UsageError
 
 
@@ -530,6 +531,7 @@ def main(argv: list[str] | None = None) -> None:
             from genolong.training.lightning_cli import run_lightning_cli
 
             return run_lightning_cli(argv)
+        check_config_files(args)
         CLI(COMMANDS, args=_bare_flags_to_true(args), prog="genolong", description=DESCRIPTION)
     except Exception as error:  # noqa: BLE001 - a GenoLongError may arrive wrapped (jsonargparse, Lightning)
         cause = _genolong_cause(error)

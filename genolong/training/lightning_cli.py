@@ -11,7 +11,6 @@ last checkpoints (``--checkpoint.*``), safe checkpoint loading, and per-epoch re
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from typing import Any
 
@@ -21,7 +20,8 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from genolong.errors import InputMissingError, UsageError
+from genolong.config_files import check_config_files
+from genolong.errors import UsageError
 from genolong.training.callbacks import InterruptCheckpoint, NonFiniteGuard, checkpoint_dir
 from genolong.training.checkpoints import SafeCheckpointIO, load_checkpoint_safely
 from genolong.training.predictions import PredictionWriter
@@ -103,7 +103,7 @@ def run_lightning_cli(args: list[str] | None = None) -> None:
     :class:`InterruptCheckpoint` saved its checkpoint.
     """
     InterruptCheckpoint.exit_code = None
-    _require_config_files(sys.argv[1:] if args is None else args)
+    check_config_files(sys.argv[1:] if args is None else args)
     try:
         GenoLongLightningCLI(
             args=args,
@@ -117,10 +117,3 @@ def run_lightning_cli(args: list[str] | None = None) -> None:
             raise
         sys.exit(InterruptCheckpoint.exit_code)
 
-
-def _require_config_files(args: list[str]) -> None:
-    """A --config file that does not exist is missing input (exit 3), not jsonargparse's usage dump."""
-    for i, arg in enumerate(args):
-        path = args[i + 1] if arg == "--config" and i + 1 < len(args) else arg.partition("=")[2]
-        if (arg == "--config" or arg.startswith("--config=")) and path and not os.path.exists(path):
-            raise InputMissingError("no such config file", path=path)

@@ -118,10 +118,15 @@ def test_a_dotted_override_changes_one_field_of_model_overrides(cli):
     assert overrides == configured | {"gradient_checkpointing": True}
 
 
-def test_a_missing_config_file_is_missing_input(cli, tmp_path):
+@pytest.mark.parametrize("command", ["fit", "evaluate"])
+def test_a_missing_config_file_is_missing_input_and_bad_yaml_is_malformed(cli, tmp_path, command):
     for args in (["--config", str(tmp_path / "nope.yaml")], [f"--config={tmp_path / 'nope.yaml'}"]):
-        out = cli("fit", *args, cwd=REPO)
+        out = cli(command, *args, cwd=REPO)
         assert out.returncode == 3 and "nope.yaml" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    (tmp_path / "bad.yaml").write_text("trainer:\n  max_steps: 3\nmodel: [unclosed\n")
+    out = cli(command, "--config", tmp_path / "bad.yaml", cwd=REPO)
+    assert out.returncode == 4 and "bad.yaml:4: not valid YAML" in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
 
 
 def test_bad_preset_is_a_usage_error_not_a_traceback(cli):
