@@ -328,7 +328,7 @@ def ism(
         raise UsageError("ism writes its table as .tsv or .parquet", path=output)
     if heatmap and not heatmap.endswith(".png"):
         raise UsageError("ism draws its heatmap as .png", path=heatmap)
-    _check_writable(output, (model, fasta, annotation, heatmap))
+    _check_writable(output, (model, fasta, annotation))
     _check_writable(heatmap, (model, fasta, annotation))
     options = dict(method=method, window=window, rc_average=not no_rc_average, batch_size=batch_size,
                    annotation=annotation)  # fmt: skip
