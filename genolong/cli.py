@@ -375,12 +375,12 @@ def generate(
         seed: sample i uses seed + i.
         device: torch device.
     """
-    from genolong.pipelines.generate import check_fasta_output, generate_sequences, write_fasta
-    from genolong.pipelines.loading import load_model
+    from genolong.pipelines.generate import FASTA_SUFFIXES, generate_sequences, write_fasta
+    from genolong.pipelines.loading import load_model, output_suffix
 
     if (prompt is None) == (region is None) or (region is not None and fasta is None):
         raise UsageError("give either --prompt SEQUENCE or --fasta FILE with --region REGION")
-    check_fasta_output(output)
+    output_suffix(output, FASTA_SUFFIXES)
     _check_writable(output, (model, fasta))
     if region is not None:
         from genolong.data.regions import parse_region

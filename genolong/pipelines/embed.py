@@ -43,7 +43,7 @@ import torch
 from tqdm.auto import tqdm
 
 from genolong.errors import InconsistentDataError, NonFiniteError, UsageError
-from genolong.pipelines.loading import check_batch_size
+from genolong.pipelines.loading import check_batch_size, output_suffix
 from genolong.tokenizers.batching import pad_token_rows
 from genolong.tokenizers.cds import CdsSegment
 from genolong.tokenizers.factory import takes_cds
@@ -164,8 +164,7 @@ def _embed_long(backbone: Any, token_ids: Sequence[int], chunk: int, device: str
 def check_embed_output(output: str | os.PathLike, pooling: str) -> None:
     """Refuse, before any work, an output format or pooling that cannot be written (UsageError, exit 2)."""
     name = os.fspath(output)
-    if not name.endswith(SUFFIXES):
-        raise UsageError(f"unsupported output format; supported: {', '.join(SUFFIXES)}", path=name)
+    output_suffix(name, SUFFIXES)
     if pooling not in POOLINGS:
         raise UsageError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
     if name.endswith(".npy") and pooling == "none":

@@ -73,14 +73,7 @@ def _prompt_ids(tokenizer: Any, prompt: str) -> list[int]:
     return ids[:-1] if len(ids) > len(body) and ids[-1] == tokenizer.eos_token_id else ids
 
 
-FASTA_SUFFIXES = (".fa", ".fasta", ".fna")
-
-
-def check_fasta_output(path: str | os.PathLike) -> None:
-    """UsageError (exit 2) before any work unless ``path`` names a plain FASTA file."""
-    if not os.fspath(path).lower().endswith(FASTA_SUFFIXES):
-        raise UsageError(f"the output is written as plain FASTA; give a name ending in {', '.join(FASTA_SUFFIXES)}",
-                         path=path)  # fmt: skip
+FASTA_SUFFIXES = (".fa", ".fasta", ".fna")  # written plain, never compressed
 
 
 def write_fasta(records: Sequence[tuple[str, str]], path: str | os.PathLike, width: int = 80) -> None:

@@ -4,8 +4,8 @@ Lightning checkpoints are read with ``torch.load(weights_only=True)`` (plain dat
 code is refused with exit code 8) and rebuilt from the hyper-parameters the training module stored as plain types.
 A file that is not a torch checkpoint at all (text, a Git LFS pointer, a saved web page), a checkpoint that does
 not hold a dict, and a broken ``save_pretrained`` directory (missing or truncated weights, invalid config.json)
-are malformed input (exit 4). The ``--device`` and ``--dtype`` options the commands share are checked here too
-(:func:`check_device`, :func:`parse_dtype`: exit 2 with a hint).
+are malformed input (exit 4). The options the commands share are checked here too (:func:`check_device`,
+:func:`parse_dtype`, :func:`check_batch_size`, :func:`output_suffix`: exit 2 with a hint).
 """
 
 from __future__ import annotations
@@ -54,6 +54,15 @@ def check_batch_size(batch_size: int) -> None:
     """UsageError (exit 2) unless ``batch_size`` is a positive number of items per forward pass."""
     if batch_size < 1:
         raise UsageError(f"batch_size must be positive, got {batch_size}")
+
+
+def output_suffix(path: str | os.PathLike, suffixes: tuple[str, ...]) -> str:
+    """The longest of ``suffixes`` that ``path`` ends with; a UsageError (exit 2) naming them if none does."""
+    name = os.fspath(path)
+    for suffix in sorted(suffixes, key=len, reverse=True):
+        if name.endswith(suffix):
+            return suffix
+    raise UsageError(f"unsupported output format; supported: {', '.join(suffixes)}", path=path)
 
 
 def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:

@@ -24,6 +24,7 @@ import pandas as pd
 
 from genolong.errors import UsageError
 from genolong.io.htslib import HtslibLog
+from genolong.pipelines.loading import output_suffix
 
 SUFFIXES = (".tsv", ".tsv.gz", ".parquet", ".vcf", ".vcf.gz", ".bcf")
 VCF_FIELDS = {"score": "GL_SCORE", "score_forward": "GL_SCORE_FWD", "score_reverse": "GL_SCORE_REV"}
@@ -34,11 +35,7 @@ RUN_LINE = "genolong_variant_scores"  # the header line naming the method and wi
 
 def output_format(path: str | os.PathLike) -> str:
     """The suffix of ``path`` among :data:`SUFFIXES`; a UsageError (exit 2) otherwise."""
-    name = os.fspath(path)
-    for suffix in sorted(SUFFIXES, key=len, reverse=True):
-        if name.endswith(suffix):
-            return suffix
-    raise UsageError(f"unsupported output format; supported: {', '.join(SUFFIXES)}", path=path)
+    return output_suffix(path, SUFFIXES)
 
 
 def write_variant_scores(scorer: Any, vcf: str | os.PathLike, output: str | os.PathLike, **options: Any) -> dict:
