@@ -16,6 +16,7 @@ from torch import nn
 
 from genolong.errors import UsageError
 from genolong.layers.attention import Attention
+from genolong.layers.dropout import Dropout
 from genolong.layers.hyena import HyenaOperator
 from genolong.layers.mamba2 import Mamba2Mixer
 from genolong.layers.mlp import GatedMLP
@@ -82,7 +83,7 @@ class GenoLongBlock(nn.Module):
         # Attention is bidirectional by dropping its mask; the others get a second, reversed pass.
         self.two_way = config.bidirectional and mixer_name != "attention"
         self.mlp_norm = RMSNorm(config.d_model, config.norm_eps) if config.mlp_ratio > 0 else None
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.mlp = None
         if config.mlp_ratio > 0:
             self.mlp = GatedMLP(config.d_model, int(config.mlp_ratio * config.d_model))

@@ -20,6 +20,7 @@ from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast, MaskedLMOutput
 
 from genolong.errors import ResourceLimitError, UsageError
+from genolong.layers.dropout import Dropout
 from genolong.layers.norm import RMSNorm
 from genolong.models.blocks import GenoLongBlock
 from genolong.models.cache import GenoLongCache
@@ -69,7 +70,7 @@ class GenoLongModel(GenoLongPreTrainedModel):
     def __init__(self, config: GenoLongConfig):
         super().__init__(config)
         self.embed = nn.Embedding(config.vocab_size, config.d_model)
-        self.embed_dropout = nn.Dropout(config.dropout)
+        self.embed_dropout = Dropout(config.dropout)
         self.blocks = nn.ModuleList(GenoLongBlock(config, name) for name in config.layer_mixers)
         self.norm = RMSNorm(config.d_model, config.norm_eps)
         # Recompute each block in backward; also switched by activation_checkpointing_enable().

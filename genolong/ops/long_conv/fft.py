@@ -73,8 +73,9 @@ def long_conv_fft(
     Lk = k.shape[-1]
     n = fft_size(L + Lk - 1)
     v = upcast(u) if pre_gate is None else upcast(u) * upcast(pre_gate)  # (B, D, L)
-    z = _CausalFFTConv.apply(v, upcast(k), n)  # (B, D, L)
-    if skip is not None:
-        z = z + upcast(skip)[:, None] * v  # (B, D, L)
+    k = upcast(k)
+    if skip is not None:  # skip·v[t] is lag 0 of the convolution: fold it into tap 0 rather than a pass over v
+        k = torch.cat([k[:, :1] + upcast(skip)[:, None], k[:, 1:]], dim=1)  # (D, Lk)
+    z = _CausalFFTConv.apply(v, k, n)  # (B, D, L)
     y = z if post_gate is None else z * upcast(post_gate)  # (B, D, L)
     return y.to(u.dtype)
