@@ -8,6 +8,7 @@ import signal
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import EMAWeightAveraging
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from genolong.data.datamodule import GenomeDataModule
@@ -112,6 +113,34 @@ def test_resume_after_an_interrupt_is_exact(ecoli_fasta, tmp_path, interrupt, er
     assert first.losses + second.losses == pytest.approx(full_losses.losses, rel=0, abs=0)
     for name, value in module.state_dict().items():
         assert torch.equal(value, full_weights[name]), name
+
+
+def test_resume_with_weight_averaging_is_exact(ecoli_fasta, tmp_path):
+    """The tiny Hyena config averages weights (Lightning's EMAWeightAveraging): a resumed run restores both the
+    trained weights and their average, and a mid-run checkpoint's state_dict (what evaluate and export load) is
+    the average."""
+    ema = lambda: EMAWeightAveraging(decay=0.8)  # noqa: E731
+    full_losses = RecordLosses()
+    module, data, trainer = make(ecoli_fasta, tmp_path / "full", [full_losses, ema()], num_workers=1)
+    trainer.fit(module, data)
+    full_average = {k: v.clone() for k, v in module.state_dict().items()}  # copied in at the end of training
+
+    first = RecordLosses()
+    callbacks = [first, ema(), SigtermAtStep(4), InterruptCheckpoint()]
+    module, data, trainer = make(ecoli_fasta, tmp_path / "run", callbacks, num_workers=1)
+    with pytest.raises(SIGTERMException):
+        trainer.fit(module, data)
+    ckpt = tmp_path / "run" / "checkpoints" / "interrupted.ckpt"
+    saved = load_checkpoint_safely(ckpt)
+    assert saved["state_dict"].keys() == saved["current_model_state"].keys()
+    assert any(not torch.equal(saved["state_dict"][k], saved["current_model_state"][k]) for k in saved["state_dict"])
+
+    second = RecordLosses()
+    module, data, trainer = make(ecoli_fasta, tmp_path / "run", [second, ema()], num_workers=1)
+    trainer.fit(module, data, ckpt_path=str(ckpt))
+    assert first.losses + second.losses == pytest.approx(full_losses.losses, rel=0, abs=0)
+    for name, value in module.state_dict().items():
+        assert torch.equal(value, full_average[name]), name
 
 
 class PoisonAtStep(L.Callback):
