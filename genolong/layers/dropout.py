@@ -1,6 +1,6 @@
 """Dropout whose CPU mask costs a fraction of ``nn.Dropout``'s.
 
-On CPU, ``nn.Dropout`` draws one Bernoulli sample per element (``bernoulli_``, about 7 ns each on one core):
+On CPU, ``nn.Dropout`` draws one Bernoulli sample per element (``bernoulli_``, roughly 10 ns each on these cores):
 in the tiny Hyena config that was ~17% of a training step. Here each element is kept when a uniform 16-bit
 word is at least ``round(p·65536)``, and the words come four to a 64-bit draw. The kept share is
 ``1 - round(p·65536)/65536`` (within 1e-5 of ``1 - p``) and kept values are divided by exactly that share, so
