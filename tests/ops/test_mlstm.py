@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from genolong.errors import UsageError
@@ -151,15 +151,17 @@ def test_causal():
     chunk_size=st.integers(1, 96),
     with_state=st.booleans(),
 )
+@example(B=2, H=2, L=76, Dk=3, Dv=3, chunk_size=34, with_state=False)  # float32 spec itself off by 3.2e-5
 def test_random_shapes(B, H, L, Dk, Dv, chunk_size, with_state):
-    # The spec is evaluated in float64: at random shapes the float32 recurrence itself rounds gradients by
-    # more than the chunked path does (the max(|n.q|, exp(-m)) switch amplifies it).
+    # The spec is evaluated in float64: at random shapes the float32 recurrence itself rounds outputs and
+    # gradients by more than the chunked path does (the max(|n.q|, exp(-m)) switch amplifies it). At the example
+    # above the float32 recurrence is 3.2e-5 from float64 and the chunked path 4.8e-5, so outputs get 1e-4 too.
     inputs = make(B=B, H=H, L=L, Dk=Dk, Dv=Dv, seed=L * 97 + chunk_size, with_state=with_state)
 
     def ref64(*tensors):
         return ref(*(None if t is None else t.double() for t in tensors))
 
-    assert_same_outputs_and_grads(fast(chunk_size), ref64, inputs, tol=2e-5, grad_tol=1e-4, names=NAMES)
+    assert_same_outputs_and_grads(fast(chunk_size), ref64, inputs, tol=1e-4, grad_tol=1e-4, names=NAMES)
 
 
 def test_shape_errors():
